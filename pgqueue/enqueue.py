@@ -1,0 +1,129 @@
+"""Turning a Job and its enqueue options into a validated row; the ``dispatch()`` builder."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Self
+
+from pydantic import ValidationError
+
+from pgqueue.errors import InvalidJob, UnregisteredJob
+from pgqueue.job import Job, as_timedelta, check_queue_name
+from pgqueue.registry import registry
+from pgqueue.store import NewJob
+
+if TYPE_CHECKING:
+    from pgqueue.queue import Queue
+
+_SMALLINT_MAX = 32767
+
+
+@dataclass(frozen=True)
+class EnqueueOptions:
+    """Per-enqueue overrides of a job class's defaults; None keeps the default."""
+
+    delay: timedelta | float | None = None
+    run_at: datetime | None = None
+    priority: int | None = None
+    queue: str | None = None
+    max_retries: int | None = None
+    backoff: timedelta | float | None = None
+
+
+def prepare(job: object, options: EnqueueOptions) -> NewJob:
+    """Validate a job and its options into a row; raise InvalidJob and write nothing if bad."""
+    if not isinstance(job, Job) or not registry.is_registered(type(job)):
+        raise UnregisteredJob(
+            f"{type(job).__qualname__} is not a registered job class: subclass pgqueue.Job "
+            "and define handle()"
+        )
+    cls = type(job)
+    defaults = cls.job_options
+    try:
+        payload = job.model_dump_json()
+        cls.model_validate_json(payload)  # what the worker will load must validate too
+    except (ValidationError, ValueError, TypeError) as error:
+        raise InvalidJob(f"{cls.__qualname__} payload does not validate: {error}") from error
+    max_retries = defaults.max_retries if options.max_retries is None else options.max_retries
+    return NewJob(
+        job_type=defaults.name,
+        payload=payload,
+        queue=check_queue_name(options.queue if options.queue is not None else defaults.queue),
+        run_at=_check_run_at(options.run_at, options.delay),
+        delay=_as_delta(options.delay, "delay"),
+        priority=_check_range("priority", options.priority or 0, -_SMALLINT_MAX, _SMALLINT_MAX),
+        max_attempts=_check_range("max_retries", max_retries, 0, _SMALLINT_MAX - 1) + 1,
+        retry_backoff=_as_delta(options.backoff, "backoff"),
+    )
+
+
+def _check_run_at(run_at: datetime | None, delay: object) -> datetime | None:
+    if run_at is None:
+        return None
+    if delay is not None:
+        raise InvalidJob("give run_at or delay, not both")
+    if not isinstance(run_at, datetime) or run_at.utcoffset() is None:
+        raise InvalidJob(
+            f"run_at {run_at!r} has no timezone: pass an aware datetime, "
+            "e.g. datetime.now(timezone.utc) + timedelta(hours=1)"
+        )
+    return run_at
+
+
+def _as_delta(value: timedelta | float | None, what: str) -> timedelta | None:
+    try:
+        return as_timedelta(value, what)
+    except (ValueError, TypeError) as error:
+        raise InvalidJob(str(error)) from error
+
+
+def _check_range(what: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidJob(f"{what} must be an int from {low} to {high}, got {value!r}")
+    return value
+
+
+class Dispatch:
+    """An awaitable enqueue builder: ``await queue.dispatch(job).with_max_retries(5)``."""
+
+    def __init__(self, queue: Queue, job: Job) -> None:
+        self._queue = queue
+        self._job = job
+        self._options = EnqueueOptions()
+        self._connection: object | None = None
+
+    def _with(self, **changes: Any) -> Self:
+        self._options = replace(self._options, **changes)
+        return self
+
+    def with_max_retries(self, max_retries: int) -> Self:
+        return self._with(max_retries=max_retries)
+
+    def with_backoff(self, backoff: timedelta | float) -> Self:
+        """Base delay of the exponential retry backoff for this job."""
+        return self._with(backoff=backoff)
+
+    def with_delay(self, delay: timedelta | float) -> Self:
+        return self._with(delay=delay)
+
+    def with_run_at(self, run_at: datetime) -> Self:
+        return self._with(run_at=run_at)
+
+    def with_priority(self, priority: int) -> Self:
+        return self._with(priority=priority)
+
+    def on_queue(self, queue: str) -> Self:
+        return self._with(queue=queue)
+
+    def using(self, connection: object) -> Self:
+        """Enqueue inside this connection's transaction (asyncpg or SQLAlchemy)."""
+        self._connection = connection
+        return self
+
+    async def enqueue(self) -> int:
+        return await self._queue.enqueue_with(self._job, self._options, self._connection)
+
+    def __await__(self) -> Generator[Any, None, int]:
+        return self.enqueue().__await__()

@@ -1,0 +1,88 @@
+"""Every exception pgqueue raises on purpose.
+
+PgQueueError
+├── ConfigurationError      settings, DSN or embedded server unusable
+├── SchemaNotInstalled      the database has no pgqueue schema: run `pgqueue migrate`
+├── InvalidJob (ValueError) enqueue input rejected before anything is written
+│   ├── InvalidQueueName
+│   └── UnregisteredJob
+├── DuplicateJobType        two Job classes claim one registered name
+├── JobNotFound (LookupError)
+├── JobFailed               wait_for(): the job ended failed
+├── JobCancelled            wait_for(): the job was cancelled
+└── WaitTimeout (TimeoutError)
+"""
+
+from __future__ import annotations
+
+
+class PgQueueError(Exception):
+    """Base of every error pgqueue raises on purpose."""
+
+
+class ConfigurationError(PgQueueError):
+    """A setting, the DSN or the embedded server cannot be used."""
+
+
+class SchemaNotInstalled(PgQueueError):
+    """The database has no pgqueue schema."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the database has no pgqueue schema: run `pgqueue migrate` (or alembic) first"
+        )
+
+
+class InvalidJob(PgQueueError, ValueError):
+    """Enqueue input was rejected; nothing was written."""
+
+
+class InvalidQueueName(InvalidJob):
+    """A queue name is not an identifier pgqueue accepts."""
+
+    def __init__(self, name: object) -> None:
+        super().__init__(
+            f"queue name {name!r} is invalid: use 1 to 63 letters, digits, '_', '-' or '.'"
+        )
+
+
+class UnregisteredJob(InvalidJob):
+    """The object is not an instance of a registered Job class."""
+
+
+class DuplicateJobType(PgQueueError):
+    """Two different Job classes were registered under one name."""
+
+
+class JobNotFound(PgQueueError, LookupError):
+    """No job has this id."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"no job with id {job_id}")
+        self.job_id = job_id
+
+
+class JobFailed(PgQueueError):
+    """The awaited job ended in the dead letter queue."""
+
+    def __init__(self, job_id: int, last_error: str | None) -> None:
+        super().__init__(f"job {job_id} failed: {last_error}")
+        self.job_id = job_id
+        self.last_error = last_error
+
+
+class JobCancelled(PgQueueError):
+    """The awaited job was cancelled."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} was cancelled")
+        self.job_id = job_id
+
+
+class WaitTimeout(PgQueueError, TimeoutError):
+    """The awaited job did not finish in time."""
+
+    def __init__(self, job_id: int, status: str, timeout: float) -> None:
+        super().__init__(f"job {job_id} is still {status} after {timeout:g}s")
+        self.job_id = job_id
+        self.status = status

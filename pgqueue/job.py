@@ -1,0 +1,121 @@
+"""The Job base class: a pydantic model whose fields are the payload; handle() does the work."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from functools import cache
+from typing import Any, ClassVar, get_type_hints
+from uuid import UUID
+
+from pydantic import BaseModel, PrivateAttr, TypeAdapter
+
+from pgqueue.errors import InvalidQueueName
+from pgqueue.registry import registry
+
+DEFAULT_QUEUE = "default"
+DEFAULT_MAX_RETRIES = 3
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,63}")
+
+
+def check_queue_name(name: object) -> str:
+    """Return ``name`` if it is a valid queue name, else raise InvalidQueueName."""
+    if not isinstance(name, str) or not _QUEUE_NAME.fullmatch(name):
+        raise InvalidQueueName(name)
+    return name
+
+
+def as_timedelta(value: timedelta | float | None, what: str) -> timedelta | None:
+    """Accept seconds or a timedelta; reject negative durations with a message naming ``what``."""
+    if value is None:
+        return None
+    delta = value if isinstance(value, timedelta) else timedelta(seconds=value)
+    if delta < timedelta(0):
+        raise ValueError(f"{what} must not be negative, got {value!r}")
+    return delta
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What a Job class declares with its class keywords."""
+
+    name: str
+    queue: str = DEFAULT_QUEUE
+    max_retries: int = DEFAULT_MAX_RETRIES
+    timeout: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Where a running job stands: which row, which attempt, which worker."""
+
+    job_id: int
+    queue: str
+    attempt: int
+    max_attempts: int
+    worker_id: UUID
+
+
+class Job(BaseModel):
+    """Subclass with fields (the payload) and ``handle()``; class keywords set the defaults::
+
+    class SendEmail(Job, queue="emails", max_retries=3, timeout=30):
+        recipient: str
+
+        async def handle(self) -> None: ...
+    """
+
+    job_options: ClassVar[JobOptions] = JobOptions(name="pgqueue.job.Job")
+    _context: JobContext | None = PrivateAttr(default=None)
+
+    def __init_subclass__(
+        cls,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        max_retries: int | None = None,
+        timeout: timedelta | float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        inherited = cls.job_options
+        if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
+            raise ValueError(f"{cls.__qualname__}: max_retries must be an int >= 0")
+        cls.job_options = replace(
+            inherited,
+            name=name or f"{cls.__module__}.{cls.__qualname__}",
+            queue=check_queue_name(queue) if queue is not None else inherited.queue,
+            max_retries=inherited.max_retries if max_retries is None else max_retries,
+            timeout=as_timedelta(timeout, "timeout") if timeout is not None else inherited.timeout,
+        )
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.handle is not Job.handle:  # bases without handle() are not runnable job types
+            registry.register(cls)
+
+    def handle(self) -> Any:
+        """Do the work. ``async def`` runs on the worker's loop, plain ``def`` in a thread."""
+        raise NotImplementedError
+
+    @property
+    def context(self) -> JobContext:
+        """The running attempt; set by the worker before ``handle()`` is called."""
+        if self._context is None:
+            raise RuntimeError("this job is not running in a worker, so it has no context")
+        return self._context
+
+    @classmethod
+    def result_adapter(cls) -> TypeAdapter[Any] | None:
+        """Validates ``handle()``'s return value; None when it returns nothing."""
+        return _result_adapter(cls)
+
+
+@cache
+def _result_adapter(cls: type[Job]) -> TypeAdapter[Any] | None:
+    returns = get_type_hints(cls.handle).get("return", Any)
+    if returns is type(None):
+        return None
+    return TypeAdapter(returns)

@@ -1,0 +1,207 @@
+"""Queue: the application's handle on pgqueue. Enqueue (inside your transaction), read, act."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Generator, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import asyncpg
+
+from pgqueue.connections import executor_for
+from pgqueue.enqueue import Dispatch, EnqueueOptions, prepare
+from pgqueue.errors import JobCancelled, JobFailed, JobNotFound, WaitTimeout
+from pgqueue.job import Job, check_queue_name
+from pgqueue.records import JobRecord, JobStatus, QueueStats
+from pgqueue.registry import registry
+from pgqueue.settings import resolve_dsn
+from pgqueue.store import JobStore
+
+_FINISHED = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+
+
+class Queue:
+    """Enqueues jobs and reads their state. ``await Queue.connect(dsn)`` owns an asyncpg pool;
+    ``Queue(pool)`` borrows yours."""
+
+    def __init__(self, pool: asyncpg.Pool, *, owns_pool: bool = False) -> None:
+        self.store = JobStore(pool)
+        self._owns_pool = owns_pool
+
+    @classmethod
+    def connect(cls, dsn: str | None = None, *, min_size: int = 1, max_size: int = 10) -> _Connect:
+        """Open a pool on ``dsn`` (default: PGQUEUE_DSN, DATABASE_URL, else the embedded server).
+
+        Await it, or use it as ``async with Queue.connect(dsn) as queue:``.
+        """
+        return _Connect(cls, dsn, min_size, max_size)
+
+    async def close(self) -> None:
+        if self._owns_pool:
+            await self.store.pool.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- enqueue -----------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        job: Job,
+        *,
+        delay: timedelta | float | None = None,
+        run_at: datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        max_retries: int | None = None,
+        backoff: timedelta | float | None = None,
+        connection: object | None = None,
+    ) -> int:
+        """Enqueue one job and return its id. With ``connection=``, inside that transaction."""
+        options = EnqueueOptions(delay, run_at, priority, queue, max_retries, backoff)
+        return await self.enqueue_with(job, options, connection)
+
+    async def enqueue_with(
+        self, job: Job, options: EnqueueOptions, connection: object | None = None
+    ) -> int:
+        """Enqueue one job with options already gathered (the dispatch builder's path)."""
+        row = prepare(job, options)
+        executor = None if connection is None else executor_for(connection)
+        return await self.store.enqueue(job=row, executor=executor)
+
+    async def enqueue_batch(
+        self,
+        jobs: Sequence[Job],
+        *,
+        delay: timedelta | float | None = None,
+        run_at: datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        max_retries: int | None = None,
+        backoff: timedelta | float | None = None,
+        connection: object | None = None,
+    ) -> list[int]:
+        """Enqueue many jobs in one round trip; ids come back in the order of ``jobs``."""
+        options = EnqueueOptions(delay, run_at, priority, queue, max_retries, backoff)
+        rows = [prepare(job, options) for job in jobs]
+        if not rows:
+            return []
+        executor = None if connection is None else executor_for(connection)
+        return await self.store.enqueue_batch(jobs=rows, executor=executor)
+
+    def dispatch(self, job: Job) -> Dispatch:
+        """An awaitable builder: ``await queue.dispatch(job).with_max_retries(5)``."""
+        return Dispatch(self, job)
+
+    # --- read side -----------------------------------------------------------------------------
+
+    async def get_job(self, job_id: int) -> JobRecord:
+        record = await self.store.get_job(id=job_id)
+        if record is None:
+            raise JobNotFound(job_id)
+        return record
+
+    async def get_job_status(self, job_id: int) -> JobStatus:
+        status = await self.store.get_job_status(id=job_id)
+        if status is None:
+            raise JobNotFound(job_id)
+        return status
+
+    async def list_recent_jobs(
+        self, limit: int = 20, *, status: JobStatus | str | None = None, queue: str | None = None
+    ) -> list[JobRecord]:
+        """The newest jobs first, optionally only those of one status and one queue."""
+        return await self.store.list_recent_jobs(
+            limit=limit,
+            status=None if status is None else JobStatus(status),
+            queue=None if queue is None else check_queue_name(queue),
+        )
+
+    async def stats(self, queue: str | None = None) -> QueueStats:
+        """Counts by state for one queue, or for all queues."""
+        return await self.store.stats(queue=None if queue is None else check_queue_name(queue))
+
+    async def wait_for(self, job_id: int, timeout: float = 30.0) -> Any:  # noqa: ASYNC109
+        """Wait until the job finishes; return its result, typed by its class's handle().
+
+        Raises JobFailed or JobCancelled if it ended that way, WaitTimeout after ``timeout`` s.
+        """
+        deadline = time.monotonic() + timeout
+        pause = 0.01
+        while True:
+            record = await self.get_job(job_id)
+            if record.status in _FINISHED:
+                return _outcome(record)
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(job_id, record.status, timeout)
+            await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+            pause = min(pause * 2, 0.5)
+
+    # --- operator actions ----------------------------------------------------------------------
+
+    async def cancel(self, job_id: int) -> bool:
+        """Cancel a pending job so it never runs; False if it was not pending."""
+        return await self.store.cancel_job(id=job_id)
+
+    async def retry(self, job_id: int) -> bool:
+        """Put a failed or cancelled job back to pending with fresh attempts."""
+        return await self.store.retry_job(id=job_id)
+
+    async def clear(self, queue: str | None = None) -> int:
+        """Delete pending jobs (of one queue, or all); return how many were deleted."""
+        return await self.store.clear_pending_jobs(
+            queue=None if queue is None else check_queue_name(queue)
+        )
+
+
+def _outcome(record: JobRecord) -> Any:
+    if record.status is JobStatus.FAILED:
+        raise JobFailed(record.id, record.last_error)
+    if record.status is JobStatus.CANCELLED:
+        raise JobCancelled(record.id)
+    cls = registry.get(record.job_type)
+    adapter = None if cls is None else cls.result_adapter()
+    if adapter is None or record.result is None:
+        return record.result
+    return adapter.validate_python(record.result)
+
+
+class _Connect:
+    """What ``Queue.connect()`` returns: awaitable, and an async context manager."""
+
+    def __init__(self, cls: type[Queue], dsn: str | None, min_size: int, max_size: int) -> None:
+        self._args = (cls, dsn, min_size, max_size)
+        self._queue: Queue | None = None
+
+    async def _open(self) -> Queue:
+        cls, dsn, min_size, max_size = self._args
+        pool = await asyncpg.create_pool(resolve_dsn(dsn).dsn, min_size=min_size, max_size=max_size)
+        queue = cls(pool, owns_pool=True)
+        try:
+            await queue.store.check_schema()
+        except BaseException:
+            await pool.close()
+            raise
+        return queue
+
+    def __await__(self) -> Generator[Any, None, Queue]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Queue:
+        self._queue = await self._open()
+        return self._queue
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._queue is not None:
+            await self._queue.close()

@@ -1,0 +1,56 @@
+"""Job type name -> Job class, the map a worker uses to turn a row back into a job."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from pgqueue.errors import ConfigurationError, DuplicateJobType
+
+if TYPE_CHECKING:
+    from pgqueue.job import Job
+
+
+class Registry:
+    """Holds every runnable Job class under its registered name."""
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type[Job]] = {}
+
+    def register(self, cls: type[Job]) -> None:
+        name = cls.job_options.name
+        existing = self._classes.get(name)
+        redefined = existing is not None and (existing.__module__, existing.__qualname__) == (
+            cls.__module__,
+            cls.__qualname__,
+        )
+        if existing is not None and not redefined:
+            raise DuplicateJobType(
+                f"job type {name!r} is already registered by "
+                f"{existing.__module__}.{existing.__qualname__}: pass name='...' to tell them apart"
+            )
+        self._classes[name] = cls  # a redefinition (module reloaded) replaces the old class
+
+    def get(self, name: str) -> type[Job] | None:
+        return self._classes.get(name)
+
+    def is_registered(self, cls: type[object]) -> bool:
+        name = getattr(getattr(cls, "job_options", None), "name", None)
+        return name is not None and self._classes.get(name) is cls
+
+    def names(self) -> list[str]:
+        return sorted(self._classes)
+
+    def classes(self) -> list[type[Job]]:
+        return [self._classes[name] for name in self.names()]
+
+
+registry = Registry()
+
+
+def load_app(module: str) -> None:
+    """Import ``module`` (dotted path) so the Job classes it defines register themselves."""
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        raise ConfigurationError(f"cannot import the app module {module!r}: {error}") from error

@@ -1,0 +1,46 @@
+"""Named SQL queries, loaded once from the ``*.sql`` files beside this module.
+
+Each query starts with ``-- name: <name>`` followed by comment lines that describe it; the
+``-- params:`` line lists its parameters in order. The store runs them by name, so grepping a
+name finds both the SQL and the Python that uses it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+#: The NOTIFY channel on which enqueueing wakes idle workers (also hard-coded in the SQL functions).
+JOBS_CHANNEL = "pgqueue_jobs"
+
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    sql: str
+    params: tuple[str, ...]
+
+
+def _parse(text: str) -> dict[str, Query]:
+    parts = _NAME.split(text)[1:]
+    parsed: dict[str, Query] = {}
+    for name, body in zip(parts[::2], parts[1::2], strict=True):
+        params_line = re.search(r"^-- params:(.*)$", body, re.MULTILINE)
+        params = params_line.group(1).split(",") if params_line else []
+        sql = "\n".join(line for line in body.strip().splitlines() if not line.startswith("--"))
+        parsed[name] = Query(name, sql.strip(), tuple(p.strip() for p in params if p.strip()))
+    return parsed
+
+
+def _load() -> dict[str, Query]:
+    loaded: dict[str, Query] = {}
+    for entry in sorted(resources.files(__name__).iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".sql"):
+            loaded.update(_parse(entry.read_text(encoding="utf-8")))
+    return loaded
+
+
+queries: dict[str, Query] = _load()

@@ -1,0 +1,134 @@
+-- name: enqueue
+-- Enqueue one job through the SQL function, so psql and Python behave the same.
+-- params: job_type text, payload text, queue text, run_at timestamptz, delay interval, priority int, max_attempts int, retry_backoff interval
+SELECT pgqueue.enqueue(
+    job_type => $1, payload => $2::jsonb, queue => $3, run_at => $4, delay => $5,
+    priority => $6, max_attempts => $7, retry_backoff => $8
+);
+
+-- name: enqueue_batch
+-- Enqueue many jobs in one round trip; arrays hold one element per job. Returns ids in input order.
+-- params: job_types text[], payloads text[], queues text[], run_ats timestamptz[], delays interval[], priorities int[], max_attempts int[], retry_backoffs interval[]
+SELECT id FROM pgqueue.enqueue_batch(
+    $1::text[], $2::text[]::jsonb[], $3::text[], $4::timestamptz[], $5::interval[], $6::int[],
+    $7::int[], $8::interval[]
+) AS id;
+
+-- name: claim_jobs
+-- Claim up to $4 due jobs of the types this worker knows ($2) from queues $1 for worker $3,
+-- highest priority first, then oldest run_at.
+-- params: queues text[], job_types text[], worker_id uuid, max_jobs int
+WITH claimable AS MATERIALIZED (  -- MATERIALIZED: the LIMIT runs once, never re-evaluated per row
+    SELECT id FROM pgqueue.jobs
+    WHERE status = 'pending' AND run_at <= now() AND queue = ANY($1) AND job_type = ANY($2)
+    ORDER BY priority DESC, run_at, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED  -- other workers skip the rows we lock instead of waiting on them
+)
+UPDATE pgqueue.jobs AS j
+SET status = 'running', attempts = j.attempts + 1, started_at = now(), finished_at = NULL,
+    worker_id = $3
+FROM claimable
+WHERE j.id = claimable.id
+RETURNING j.id, j.queue, j.job_type, j.payload::text AS payload, j.attempts, j.max_attempts,
+    j.retry_backoff;
+
+-- name: seconds_until_next_job
+-- Seconds from now (database clock) until the earliest pending job of these queues and types is
+-- due; NULL when none is pending. Lets an idle worker wake exactly when a delayed job comes due.
+-- params: queues text[], job_types text[]
+SELECT greatest(extract(epoch FROM min(run_at) - now()), 0)::float8
+FROM pgqueue.jobs
+WHERE status = 'pending' AND queue = ANY($1) AND job_type = ANY($2);
+
+-- name: complete_jobs
+-- Record successful attempts, many per round trip. Fenced: only rows still running under this
+-- worker and attempt change, so a completion that lost its claim writes nothing.
+-- params: ids bigint[], attempts int[], results text[], worker_id uuid
+UPDATE pgqueue.jobs AS j
+SET status = 'completed', finished_at = now(), result = done.result::jsonb
+FROM unnest($1::bigint[], $2::int[], $3::text[]) AS done(id, attempt, result)
+WHERE j.id = done.id AND j.attempts = done.attempt AND j.status = 'running' AND j.worker_id = $4
+RETURNING j.id;
+
+-- name: fail_job
+-- Record a failed attempt (fenced like complete_jobs): back to pending after $6 when attempts
+-- remain and the failure is not permanent ($7), else failed (the dead letter queue). The error is
+-- appended to the history (stamped with the database clock), which keeps the last 20 attempts.
+-- Returns the new status.
+-- params: id bigint, attempt int, worker_id uuid, error text, last_error text, retry_delay interval, permanent bool
+UPDATE pgqueue.jobs AS j
+SET status = CASE WHEN retry.again THEN 'pending' ELSE 'failed' END::pgqueue.job_status,
+    run_at = CASE WHEN retry.again THEN now() + $6 ELSE j.run_at END,
+    finished_at = CASE WHEN retry.again THEN NULL ELSE now() END,
+    worker_id = CASE WHEN retry.again THEN NULL ELSE j.worker_id END,
+    last_error = $5,
+    errors = jsonb_path_query_array(j.errors || jsonb_build_array($4::jsonb || jsonb_build_object('at', now())), '$[last - 19 to last]')
+FROM (SELECT NOT $7::bool AND attempts < max_attempts AS again FROM pgqueue.jobs WHERE id = $1) AS retry
+WHERE j.id = $1 AND j.attempts = $2 AND j.status = 'running' AND j.worker_id = $3
+RETURNING j.status::text;
+
+-- name: release_worker_jobs
+-- On shutdown, put every job this worker still holds back to pending without charging the
+-- interrupted attempt. Returns the released ids.
+-- params: worker_id uuid
+UPDATE pgqueue.jobs
+SET status = 'pending', attempts = greatest(attempts - 1, 0), started_at = NULL, worker_id = NULL
+WHERE worker_id = $1 AND status = 'running'
+RETURNING id;
+
+-- name: get_job
+-- One job, everything about it.
+-- params: id bigint
+SELECT id, queue, job_type, payload::text AS payload, status::text AS status, priority, attempts,
+    max_attempts, run_at, created_at, started_at, finished_at, result::text AS result, last_error,
+    errors::text AS errors, worker_id
+FROM pgqueue.jobs WHERE id = $1;
+
+-- name: get_job_status
+-- A job's status alone.
+-- params: id bigint
+SELECT status::text FROM pgqueue.jobs WHERE id = $1;
+
+-- name: list_recent_jobs
+-- The newest jobs first, optionally of one status and one queue.
+-- params: limit int, status text, queue text
+SELECT id, queue, job_type, payload::text AS payload, status::text AS status, priority, attempts,
+    max_attempts, run_at, created_at, started_at, finished_at, result::text AS result, last_error,
+    errors::text AS errors, worker_id
+FROM pgqueue.jobs
+WHERE ($2::text IS NULL OR status = $2::pgqueue.job_status) AND ($3::text IS NULL OR queue = $3)
+ORDER BY id DESC
+LIMIT $1;
+
+-- name: stats
+-- Job counts by state for one queue, or all queues when $1 is NULL. 'pending' counts due jobs,
+-- 'scheduled' pending jobs whose run_at is still in the future.
+-- params: queue text
+SELECT count(*) FILTER (WHERE status = 'pending' AND run_at <= now()) AS pending,
+    count(*) FILTER (WHERE status = 'pending' AND run_at > now()) AS scheduled,
+    count(*) FILTER (WHERE status = 'running') AS running,
+    count(*) FILTER (WHERE status = 'completed') AS completed,
+    count(*) FILTER (WHERE status = 'failed') AS failed,
+    count(*) FILTER (WHERE status = 'cancelled') AS cancelled
+FROM pgqueue.jobs
+WHERE $1::text IS NULL OR queue = $1;
+
+-- name: cancel_job
+-- Cancel a pending job so it never runs.
+-- params: id bigint
+SELECT pgqueue.cancel_job($1);
+
+-- name: retry_job
+-- Bring a failed or cancelled job back to pending with fresh attempts.
+-- params: id bigint
+SELECT pgqueue.retry_job($1);
+
+-- name: clear_pending_jobs
+-- Delete the pending jobs of one queue, or of all queues when $1 is NULL. Returns how many.
+-- params: queue text
+WITH deleted AS (
+    DELETE FROM pgqueue.jobs WHERE status = 'pending' AND ($1::text IS NULL OR queue = $1)
+    RETURNING 1
+)
+SELECT count(*) FROM deleted;

@@ -1,0 +1,201 @@
+"""JobStore: one typed method per named query. The only code that runs SQL.
+
+Rows are converted here, at the edge: nothing above this module sees an asyncpg Record.
+JSON travels as text in both directions, so the caller's connection codecs never matter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from pgqueue.connections import AsyncpgExecutor, Executor
+from pgqueue.errors import SchemaNotInstalled
+from pgqueue.records import JobRecord, JobStatus, QueueStats
+from pgqueue.sql import queries
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """One row to insert, validated by the queue."""
+
+    job_type: str
+    payload: str
+    queue: str
+    run_at: datetime | None
+    delay: timedelta | None
+    priority: int
+    max_attempts: int
+    retry_backoff: timedelta | None
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job this worker now holds, as the claim returned it."""
+
+    id: int
+    queue: str
+    job_type: str
+    payload: str
+    attempt: int
+    max_attempts: int
+    retry_backoff: timedelta | None
+
+
+class JobStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._pool_executor = AsyncpgExecutor(pool)
+
+    async def schema_is_installed(self) -> bool:
+        return bool(await self.pool.fetchval(queries["schema_is_installed"].sql))
+
+    async def check_schema(self) -> None:
+        if not await self.schema_is_installed():
+            raise SchemaNotInstalled
+
+    # --- enqueue (may run on the caller's connection) ---------------------------------------
+
+    async def enqueue(self, *, job: NewJob, executor: Executor | None = None) -> int:
+        ids = await (executor or self._pool_executor).fetch_column(
+            queries["enqueue"],
+            job.job_type,
+            job.payload,
+            job.queue,
+            job.run_at,
+            job.delay,
+            job.priority,
+            job.max_attempts,
+            job.retry_backoff,
+        )
+        return int(ids[0])
+
+    async def enqueue_batch(
+        self, *, jobs: Sequence[NewJob], executor: Executor | None = None
+    ) -> list[int]:
+        ids = await (executor or self._pool_executor).fetch_column(
+            queries["enqueue_batch"],
+            [job.job_type for job in jobs],
+            [job.payload for job in jobs],
+            [job.queue for job in jobs],
+            [job.run_at for job in jobs],
+            [job.delay for job in jobs],
+            [job.priority for job in jobs],
+            [job.max_attempts for job in jobs],
+            [job.retry_backoff for job in jobs],
+        )
+        return [int(i) for i in ids]
+
+    # --- worker side -------------------------------------------------------------------------
+
+    async def claim_jobs(
+        self, *, queues: Sequence[str], job_types: Sequence[str], worker_id: UUID, max_jobs: int
+    ) -> list[ClaimedJob]:
+        rows = await self.pool.fetch(
+            queries["claim_jobs"].sql, queues, job_types, worker_id, max_jobs
+        )
+        return [
+            ClaimedJob(
+                id=row["id"],
+                queue=row["queue"],
+                job_type=row["job_type"],
+                payload=row["payload"],
+                attempt=row["attempts"],
+                max_attempts=row["max_attempts"],
+                retry_backoff=row["retry_backoff"],
+            )
+            for row in rows
+        ]
+
+    async def seconds_until_next_job(
+        self, *, queues: Sequence[str], job_types: Sequence[str]
+    ) -> float | None:
+        seconds = await self.pool.fetchval(queries["seconds_until_next_job"].sql, queues, job_types)
+        return None if seconds is None else float(seconds)
+
+    async def complete_jobs(
+        self,
+        *,
+        ids: Sequence[int],
+        attempts: Sequence[int],
+        results: Sequence[str | None],
+        worker_id: UUID,
+    ) -> list[int]:
+        rows = await self.pool.fetch(
+            queries["complete_jobs"].sql, ids, attempts, results, worker_id
+        )
+        return [row["id"] for row in rows]
+
+    async def fail_job(
+        self,
+        *,
+        id: int,
+        attempt: int,
+        worker_id: UUID,
+        error: str,
+        last_error: str,
+        retry_delay: timedelta,
+        permanent: bool,
+    ) -> JobStatus | None:
+        """Returns the job's new status, or None when this worker no longer held the job."""
+        status = await self.pool.fetchval(
+            queries["fail_job"].sql,
+            id,
+            attempt,
+            worker_id,
+            error,
+            last_error,
+            retry_delay,
+            permanent,
+        )
+        return None if status is None else JobStatus(status)
+
+    async def release_worker_jobs(self, *, worker_id: UUID) -> list[int]:
+        rows = await self.pool.fetch(queries["release_worker_jobs"].sql, worker_id)
+        return [row["id"] for row in rows]
+
+    async def register_worker(
+        self, *, id: UUID, host: str, pid: int, queues: Sequence[str], concurrency: int
+    ) -> None:
+        await self.pool.execute(queries["register_worker"].sql, id, host, pid, queues, concurrency)
+
+    async def heartbeat_worker(self, *, id: UUID) -> None:
+        await self.pool.execute(queries["heartbeat_worker"].sql, id)
+
+    async def deregister_worker(self, *, id: UUID) -> None:
+        await self.pool.execute(queries["deregister_worker"].sql, id)
+
+    # --- read side and operator actions -------------------------------------------------------
+
+    async def get_job(self, *, id: int) -> JobRecord | None:
+        row = await self.pool.fetchrow(queries["get_job"].sql, id)
+        return None if row is None else JobRecord.model_validate(dict(row))
+
+    async def get_job_status(self, *, id: int) -> JobStatus | None:
+        status = await self.pool.fetchval(queries["get_job_status"].sql, id)
+        return None if status is None else JobStatus(status)
+
+    async def list_recent_jobs(
+        self, *, limit: int, status: JobStatus | None, queue: str | None
+    ) -> list[JobRecord]:
+        rows = await self.pool.fetch(queries["list_recent_jobs"].sql, limit, status, queue)
+        return [JobRecord.model_validate(dict(row)) for row in rows]
+
+    async def stats(self, *, queue: str | None) -> QueueStats:
+        row = await self.pool.fetchrow(queries["stats"].sql, queue)
+        counts: dict[str, Any] = dict(row) if row is not None else {}
+        return QueueStats(queue=queue, **counts)
+
+    async def cancel_job(self, *, id: int) -> bool:
+        return bool(await self.pool.fetchval(queries["cancel_job"].sql, id))
+
+    async def retry_job(self, *, id: int) -> bool:
+        return bool(await self.pool.fetchval(queries["retry_job"].sql, id))
+
+    async def clear_pending_jobs(self, *, queue: str | None) -> int:
+        return int(await self.pool.fetchval(queries["clear_pending_jobs"].sql, queue))

@@ -1,0 +1,227 @@
+"""Worker: claims jobs from its queues and runs them until stopped.
+
+``run()`` registers the worker, listens for enqueues, fetches and executes jobs, and on stop
+lets running jobs finish within the grace period before releasing the rest back to pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from uuid import uuid4
+
+from pgqueue.errors import ConfigurationError
+from pgqueue.job import as_timedelta, check_queue_name
+from pgqueue.queue import Queue
+from pgqueue.registry import Registry, registry
+from pgqueue.retry import Backoff
+from pgqueue.store import ClaimedJob
+from pgqueue.worker.completer import Completer
+from pgqueue.worker.executor import ErrorHook, JobExecutor
+from pgqueue.worker.fetcher import Fetcher
+from pgqueue.worker.heartbeat import Heartbeat
+from pgqueue.worker.listener import Listener
+
+log = logging.getLogger("pgqueue.worker")
+
+
+class Worker:
+    """Runs jobs from ``queues`` (default: every queue a registered job class names)."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int = 10,
+        poll_interval: timedelta | float = timedelta(seconds=5),
+        timeout: timedelta | float | None = None,
+        shutdown_grace: timedelta | float = timedelta(seconds=30),
+        heartbeat_interval: timedelta | float = timedelta(seconds=5),
+        backoff: Backoff | None = None,
+        job_registry: Registry | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.id = uuid4()
+        self._queue = queue
+        self._queues = None if queues is None else [check_queue_name(q) for q in queues]
+        self._concurrency = concurrency
+        self._poll_interval = _positive(poll_interval, "poll_interval")
+        self._timeout = as_timedelta(timeout, "timeout")
+        self._grace = _positive(shutdown_grace, "shutdown_grace", allow_zero=True)
+        self._heartbeat_interval = _positive(heartbeat_interval, "heartbeat_interval")
+        self._backoff = backoff or Backoff()
+        self._registry = job_registry or registry
+        self._error_hooks: list[ErrorHook] = []
+        self._active: dict[int, asyncio.Task[None]] = {}
+        self._fetcher: Fetcher | None = None
+        self._hurry = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._finished.set()
+
+    def on_error(self, hook: ErrorHook) -> ErrorHook:
+        """Call ``hook(job, exc)`` (sync or async) after a job's attempt fails."""
+        self._error_hooks.append(hook)
+        return hook
+
+    async def run(self) -> None:
+        """Work until ``stop()`` or SIGINT/SIGTERM (a second signal stops at once)."""
+        if not self._finished.is_set():
+            raise RuntimeError("this worker is already running")
+        job_types = self._registry.names()
+        if not job_types:
+            raise ConfigurationError("no job classes are registered: import them (--app)")
+        queues = self._queues or sorted({c.job_options.queue for c in self._registry.classes()})
+        self._finished.clear()
+        self._hurry.clear()
+        store = self._queue.store
+        threads = ThreadPoolExecutor(self._concurrency, thread_name_prefix="pgqueue-job")
+        completer = Completer(store, self.id)
+        executor = JobExecutor(
+            registry=self._registry,
+            completer=completer,
+            worker_id=self.id,
+            timeout=self._timeout,
+            backoff=self._backoff,
+            threads=threads,
+            error_hooks=self._error_hooks,
+        )
+        fetcher = self._fetcher = Fetcher(
+            store,
+            worker_id=self.id,
+            queues=queues,
+            job_types=job_types,
+            concurrency=self._concurrency,
+            poll_interval=self._poll_interval,
+            free_slots=lambda: self._concurrency - len(self._active),
+            start_job=lambda job: self._start(executor, job),
+        )
+        listener = Listener(store.pool, queues, fetcher.nudge)
+        heartbeat = Heartbeat(store, self.id, queues, self._concurrency, self._heartbeat_interval)
+        log.info(
+            "worker %s: queues %s, concurrency %s, job types %s",
+            self.id,
+            ",".join(queues),
+            self._concurrency,
+            ", ".join(job_types),
+        )
+        try:
+            await heartbeat.start()
+            await listener.start()
+            completer.start()
+            with self._signal_handlers():
+                await fetcher.run()
+        except asyncio.CancelledError:
+            self._hurry.set()  # cancelled from outside: no grace period
+            raise
+        finally:
+            await self._shutdown(completer)
+            await listener.close()
+            await heartbeat.stop()
+            threads.shutdown(wait=False, cancel_futures=True)
+            self._fetcher = None
+            self._finished.set()
+
+    async def stop(self) -> None:
+        """Claim nothing more, let running jobs finish within the grace period, release the rest."""
+        if self._fetcher is not None:
+            log.info(
+                "worker %s stopping: waiting up to %ss for %s running jobs",
+                self.id,
+                self._grace.total_seconds(),
+                len(self._active),
+            )
+            self._fetcher.stop()
+        await self._finished.wait()
+
+    def _start(self, executor: JobExecutor, job: ClaimedJob) -> None:
+        task = asyncio.create_task(executor.run(job), name=f"pgqueue-job-{job.id}")
+        self._active[job.id] = task
+        task.add_done_callback(lambda t: self._finish(job.id, t))
+
+    def _finish(self, job_id: int, task: asyncio.Task[None]) -> None:
+        del self._active[job_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "job %s: its outcome could not be recorded; it stays running until released",
+                job_id,
+                exc_info=task.exception(),
+            )
+        if self._fetcher is not None:
+            self._fetcher.nudge()
+
+    async def _shutdown(self, completer: Completer) -> None:
+        await self._wait_for_running_jobs()
+        unfinished = list(self._active.values())
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        try:
+            await completer.stop()
+            released = await self._queue.store.release_worker_jobs(worker_id=self.id)
+        except Exception:
+            log.exception("worker %s: could not record the last outcomes on shutdown", self.id)
+            return
+        if released:
+            log.info(
+                "worker %s released %s unfinished jobs back to pending: %s",
+                self.id,
+                len(released),
+                released,
+            )
+
+    async def _wait_for_running_jobs(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._grace.total_seconds()
+        hurry = asyncio.create_task(self._hurry.wait())
+        try:
+            while self._active and not self._hurry.is_set() and loop.time() < deadline:
+                await asyncio.wait(
+                    [*self._active.values(), hurry],
+                    timeout=deadline - loop.time(),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+        finally:
+            hurry.cancel()
+
+    @contextlib.contextmanager
+    def _signal_handlers(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals are delivered to the main thread only
+            return
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        try:
+            yield
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self._fetcher is not None and not self._fetcher.stopping:
+            log.info(
+                "%s: stopping gracefully (up to %ss); send it again to stop now",
+                name,
+                self._grace.total_seconds(),
+            )
+            self._fetcher.stop()
+        else:
+            log.info("%s again: stopping now, releasing running jobs", name)
+            self._hurry.set()
+
+
+def _positive(value: timedelta | float, what: str, *, allow_zero: bool = False) -> timedelta:
+    delta = as_timedelta(value, what)
+    assert delta is not None
+    if delta == timedelta(0) and not allow_zero:
+        raise ValueError(f"{what} must be positive")
+    return delta
