@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import TYPE_CHECKING
 
 from pgqueue.errors import ConfigurationError, DuplicateJobType
@@ -50,6 +52,8 @@ registry = Registry()
 
 def load_app(module: str) -> None:
     """Import ``module`` (dotted path) so the Job classes it defines register themselves."""
+    if os.getcwd() not in sys.path:  # `pgqueue work` is run from the project's directory
+        sys.path.insert(0, os.getcwd())
     try:
         importlib.import_module(module)
     except ImportError as error:

@@ -30,7 +30,6 @@ class Fetcher:
         worker_id: UUID,
         queues: Sequence[str],
         job_types: Sequence[str],
-        concurrency: int,
         poll_interval: timedelta,
         free_slots: Callable[[], int],
         start_job: Callable[[ClaimedJob], None],

@@ -58,4 +58,7 @@ class Heartbeat:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._store.deregister_worker(id=self._worker_id)
+        try:
+            await self._store.deregister_worker(id=self._worker_id)
+        except Exception:  # its heartbeat stops anyway: the row just ages out
+            log.warning("could not remove worker %s's row", self._worker_id, exc_info=True)

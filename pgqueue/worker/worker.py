@@ -75,15 +75,54 @@ class Worker:
         """Work until ``stop()`` or SIGINT/SIGTERM (a second signal stops at once)."""
         if not self._finished.is_set():
             raise RuntimeError("this worker is already running")
-        job_types = self._registry.names()
-        if not job_types:
-            raise ConfigurationError("no job classes are registered: import them (--app)")
-        queues = self._queues or sorted({c.job_options.queue for c in self._registry.classes()})
+        queues, job_types = self._work_plan()
         self._finished.clear()
         self._hurry.clear()
         store = self._queue.store
         threads = ThreadPoolExecutor(self._concurrency, thread_name_prefix="pgqueue-job")
         completer = Completer(store, self.id)
+        fetcher = self._fetcher = self._build_fetcher(queues, job_types, completer, threads)
+        listener = Listener(store.pool, queues, fetcher.nudge)
+        heartbeat = Heartbeat(store, self.id, queues, self._concurrency, self._heartbeat_interval)
+        with self._signal_handlers():  # through shutdown too, so a second signal can hurry it
+            try:
+                await listener.start()
+                completer.start()
+                await heartbeat.start()  # registered last: a worker row means it is listening
+                await fetcher.run()
+            except asyncio.CancelledError:
+                self._hurry.set()  # cancelled from outside: no grace period
+                raise
+            finally:
+                await self._shutdown(completer)
+                await listener.close()
+                await heartbeat.stop()
+                threads.shutdown(wait=False, cancel_futures=True)
+                self._fetcher = None
+                self._finished.set()
+
+    def _work_plan(self) -> tuple[list[str], list[str]]:
+        """The queues to serve and the job types this process can run."""
+        job_types = self._registry.names()
+        if not job_types:
+            raise ConfigurationError("no job classes are registered: import them (--app)")
+        queues = self._queues or sorted({c.job_options.queue for c in self._registry.classes()})
+        log.info(
+            "worker %s: queues %s, concurrency %s, job types %s",
+            self.id,
+            ",".join(queues),
+            self._concurrency,
+            ", ".join(job_types),
+        )
+        return queues, job_types
+
+    def _build_fetcher(
+        self,
+        queues: list[str],
+        job_types: list[str],
+        completer: Completer,
+        threads: ThreadPoolExecutor,
+    ) -> Fetcher:
         executor = JobExecutor(
             registry=self._registry,
             completer=completer,
@@ -93,41 +132,15 @@ class Worker:
             threads=threads,
             error_hooks=self._error_hooks,
         )
-        fetcher = self._fetcher = Fetcher(
-            store,
+        return Fetcher(
+            self._queue.store,
             worker_id=self.id,
             queues=queues,
             job_types=job_types,
-            concurrency=self._concurrency,
             poll_interval=self._poll_interval,
             free_slots=lambda: self._concurrency - len(self._active),
             start_job=lambda job: self._start(executor, job),
         )
-        listener = Listener(store.pool, queues, fetcher.nudge)
-        heartbeat = Heartbeat(store, self.id, queues, self._concurrency, self._heartbeat_interval)
-        log.info(
-            "worker %s: queues %s, concurrency %s, job types %s",
-            self.id,
-            ",".join(queues),
-            self._concurrency,
-            ", ".join(job_types),
-        )
-        try:
-            await heartbeat.start()
-            await listener.start()
-            completer.start()
-            with self._signal_handlers():
-                await fetcher.run()
-        except asyncio.CancelledError:
-            self._hurry.set()  # cancelled from outside: no grace period
-            raise
-        finally:
-            await self._shutdown(completer)
-            await listener.close()
-            await heartbeat.stop()
-            threads.shutdown(wait=False, cancel_futures=True)
-            self._fetcher = None
-            self._finished.set()
 
     async def stop(self) -> None:
         """Claim nothing more, let running jobs finish within the grace period, release the rest."""

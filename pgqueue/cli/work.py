@@ -1,0 +1,109 @@
+"""``pgqueue work``: run a worker in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+
+from pgqueue.cli import configure_logging, dsn_option, log_level_option
+from pgqueue.queue import Queue
+from pgqueue.registry import load_app
+from pgqueue.settings import redact_dsn, resolve_dsn
+from pgqueue.worker import Worker
+
+log = logging.getLogger("pgqueue")
+
+
+def _split(value: str | None) -> list[str] | None:
+    names = [name.strip() for name in (value or "").split(",") if name.strip()]
+    return names or None
+
+
+@click.command()
+@click.option(
+    "--app",
+    "apps",
+    envvar="PGQUEUE_APP",
+    required=True,
+    metavar="MODULE",
+    help="Module defining your Job classes (imported so they register); comma-separated for "
+    "several. Env: PGQUEUE_APP.",
+)
+@click.option(
+    "--queues",
+    metavar="Q1,Q2",
+    help="Queues to work on. Default: every queue your Job classes name.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Jobs run at once by this process.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.01),
+    default=5.0,
+    show_default=True,
+    help="Seconds between polls when no NOTIFY arrives (a backstop only).",
+)
+@click.option(
+    "--timeout",
+    "job_timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds a job may run unless its class sets timeout. Default: no limit.",
+)
+@click.option(
+    "--shutdown-grace",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds running jobs get to finish after SIGTERM/SIGINT before release.",
+)
+@dsn_option
+@log_level_option
+def work(
+    apps: str,
+    queues: str | None,
+    concurrency: int,
+    poll_interval: float,
+    job_timeout: float | None,
+    shutdown_grace: float,
+    dsn: str | None,
+    log_level: str,
+) -> None:
+    """Run a worker until SIGTERM or SIGINT (a second signal stops at once).
+
+    On stop it claims nothing more, lets running jobs finish within --shutdown-grace, then
+    puts the rest back to pending.
+    """
+    configure_logging(log_level)
+    for app in _split(apps) or []:
+        load_app(app)
+    asyncio.run(_work(dsn, _split(queues), concurrency, poll_interval, job_timeout, shutdown_grace))
+
+
+async def _work(
+    dsn: str | None,
+    queues: list[str] | None,
+    concurrency: int,
+    poll_interval: float,
+    job_timeout: float | None,
+    shutdown_grace: float,
+) -> None:
+    resolved = resolve_dsn(dsn)
+    log.info("database %s (from %s)", redact_dsn(resolved.dsn), resolved.source)
+    async with Queue.connect(resolved.dsn, max_size=max(4, min(concurrency, 20))) as queue:
+        worker = Worker(
+            queue,
+            queues=queues,
+            concurrency=concurrency,
+            poll_interval=poll_interval,
+            timeout=job_timeout,
+            shutdown_grace=shutdown_grace,
+        )
+        await worker.run()

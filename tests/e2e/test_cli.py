@@ -1,0 +1,105 @@
+"""The ``pgqueue`` command's own behaviour: migrate, demo, errors and exit codes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from tests.conftest import with_database
+from tests.e2e.conftest import pgqueue_command
+
+
+@pytest.fixture
+async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
+    name = f"pgqueue_empty_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(server_dsn, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_migrate_creates_the_schema_and_is_idempotent(empty_dsn: str) -> None:
+    for _ in range(2):
+        result = pgqueue_command("migrate", "--dsn", empty_dsn)
+        assert result.returncode == 0, result.stderr
+        assert "pgqueue schema is up to date" in result.stdout
+    connection = await asyncpg.connect(empty_dsn)
+    try:
+        assert (
+            await connection.fetchval("SELECT version_num FROM pgqueue.alembic_version") == "0001"
+        )
+        assert (
+            await connection.fetchval("SELECT to_regclass('pgqueue.jobs')::text") == "pgqueue.jobs"
+        )
+    finally:
+        await connection.close()
+
+
+def test_migrate_sql_prints_the_ddl_without_a_database() -> None:
+    result = pgqueue_command("migrate", "--sql", dsn="postgresql://nobody@127.0.0.1:1/none")
+    assert result.returncode == 0, result.stderr
+    assert "CREATE TABLE pgqueue.jobs" in result.stdout
+    assert "CREATE TABLE pgqueue.alembic_version" in result.stdout
+
+
+async def test_demo_runs_its_jobs_to_the_expected_outcomes(dsn: str) -> None:
+    result = pgqueue_command("demo", "--dsn", dsn)
+    assert result.returncode == 0, result.stderr
+    assert "failed for good (dead letter queue)" in result.stdout
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch(
+            "SELECT job_type, status::text, attempts FROM pgqueue.jobs"
+            " WHERE queue = 'pgqueue-demo' ORDER BY id"
+        )
+    finally:
+        await connection.close()
+    assert [tuple(r) for r in rows] == [
+        ("demo.greet", "completed", 1),
+        ("demo.thumbnail", "completed", 1),
+        ("demo.greet", "completed", 1),
+        ("demo.flaky_upload", "completed", 2),
+        ("demo.charge_card", "failed", 2),
+    ]
+    assert (
+        "queue pgqueue-demo: pending 0, scheduled 0, running 0, completed 4, failed 1"
+        in result.stdout
+    )
+
+
+def test_unreachable_database_is_one_line_exit_1_and_never_shows_the_password() -> None:
+    result = pgqueue_command(
+        "work", "--app", "tests.jobs", dsn="postgresql://app:S3cr3t@127.0.0.1:1/x"
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert errors == [errors[0]]
+    assert "cannot reach the database" in errors[0]
+    assert "127.0.0.1" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert "S3cr3t" not in result.stdout + result.stderr
+
+
+async def test_database_without_the_schema_says_to_migrate(empty_dsn: str) -> None:
+    result = pgqueue_command("work", "--app", "tests.jobs", "--dsn", empty_dsn)
+    assert result.returncode == 1
+    assert "run `pgqueue migrate`" in result.stderr
+
+
+def test_bad_usage_exits_2() -> None:
+    assert pgqueue_command("work").returncode == 2  # no --app
+    assert pgqueue_command("work", "--app", "tests.jobs", "--concurrency", "0").returncode == 2
+
+
+def test_unimportable_app_is_a_clear_error() -> None:
+    result = pgqueue_command(
+        "work", "--app", "no_such_module_here", dsn="postgresql://x@127.0.0.1:1/x"
+    )
+    assert result.returncode == 1
+    assert "cannot import the app module 'no_such_module_here'" in result.stderr
