@@ -6,21 +6,18 @@ import asyncio
 
 import asyncpg
 from alembic import context
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from pgqueue.migrate import VERSION_TABLE_SCHEMA
+from pgqueue.migrate import VERSION_TABLE_SCHEMA, prepare_schema
 from pgqueue.settings import resolve_dsn
 
 config = context.config
 
 
 def configure(connection: Connection) -> None:
-    # The version table lives in the schema, which must exist before alembic creates it.
-    connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {VERSION_TABLE_SCHEMA}"))
-    # Two processes migrating at once: the second waits, then finds nothing left to do.
-    connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('pgqueue.migrate'))"))
+    prepare_schema(connection)  # the version table lives in the schema: create it first
     context.configure(connection=connection, version_table_schema=VERSION_TABLE_SCHEMA)
     with context.begin_transaction():
         context.run_migrations()
@@ -41,12 +38,13 @@ async def migrate_with_asyncpg(dsn: str) -> None:
 
 if context.is_offline_mode():
     context.configure(
-        url="postgresql://", literal_binds=True, version_table_schema=VERSION_TABLE_SCHEMA
+        url="postgresql://",
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},  # pyformat would double every % in the SQL
+        version_table_schema=VERSION_TABLE_SCHEMA,
     )
     with context.begin_transaction():
         context.execute(f"CREATE SCHEMA IF NOT EXISTS {VERSION_TABLE_SCHEMA}")
         context.run_migrations()
-elif config.attributes.get("connection") is not None:
-    configure(config.attributes["connection"])  # an application's env.py passed its connection
 else:
     asyncio.run(migrate_with_asyncpg(config.attributes.get("dsn") or resolve_dsn().dsn))

@@ -7,14 +7,18 @@ runs its sibling ``NNNN_name.up.sql`` / ``.down.sql``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import io
 from pathlib import Path
 from typing import Any
 
-from alembic import command, context, op
+from alembic import command, op
 from alembic.config import Config
-from sqlalchemy import Connection
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
 from sqlalchemy.util import await_only
 
 VERSION_TABLE_SCHEMA = "pgqueue"
@@ -29,11 +33,10 @@ def script_location() -> Path:
     raise FileNotFoundError(f"pgqueue's migrations are missing next to {here}")
 
 
-def alembic_config(*, dsn: str | None = None, connection: Connection | None = None) -> Config:
+def alembic_config(*, dsn: str | None = None) -> Config:
     config = Config(stdout=io.StringIO())
     config.set_main_option("script_location", str(script_location()))
     config.attributes["dsn"] = dsn
-    config.attributes["connection"] = connection
     return config
 
 
@@ -55,18 +58,40 @@ def upgrade_sql(revision: str = "head") -> str:
     return output.getvalue()
 
 
+def prepare_schema(connection: Connection) -> None:
+    """Create the schema alembic's version table lives in; serialise concurrent migrations."""
+    connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {VERSION_TABLE_SCHEMA}"))
+    # Two processes migrating at once: the second waits, then finds nothing left to do.
+    connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('pgqueue.migrate'))"))
+
+
 def run_migrations(connection: Connection, revision: str = "head") -> None:
     """Upgrade pgqueue's schema on a SQLAlchemy connection, e.g. from your own alembic env.py.
 
-    pgqueue keeps its own history (``pgqueue.alembic_version``), apart from yours.
+    pgqueue keeps its own history (``pgqueue.alembic_version``), apart from yours. It joins the
+    connection's transaction if one is open, else runs in (and commits) its own. It drives the
+    revisions through a MigrationContext, not alembic's global ``context``, so calling it from
+    inside another alembic environment is safe.
     """
-    command.upgrade(alembic_config(connection=connection), revision)
+    script = ScriptDirectory(str(script_location()))
+
+    def steps(current: Any, _: MigrationContext) -> Any:
+        return script._upgrade_revs(revision, current)
+
+    with contextlib.nullcontext() if connection.in_transaction() else connection.begin():
+        prepare_schema(connection)
+        migration_context = MigrationContext.configure(
+            connection,
+            opts={"version_table_schema": VERSION_TABLE_SCHEMA, "fn": steps, "script": script},
+        )
+        with Operations.context(migration_context):
+            migration_context.run_migrations()
 
 
 def run_sql_file(revision_file: str, direction: str) -> None:
     """Run ``<revision>.<direction>.sql`` beside a revision file (called from revisions)."""
     sql = Path(revision_file).with_suffix(f".{direction}.sql").read_text(encoding="utf-8")
-    if context.is_offline_mode():
+    if op.get_context().as_sql:  # offline: `pgqueue migrate --sql`
         op.execute(sql.replace(":", r"\:"))  # escaped so text() finds no bind parameters
         return
     # The driver's own connection runs the whole script (functions included) in one call,

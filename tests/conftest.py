@@ -1,5 +1,5 @@
 """Real PostgreSQL for every test: PGQUEUE_TEST_DSN, else a server on 127.0.0.1:5432 if one
-answers, else the embedded server. Migrations run once into a template database; each test gets
+answers, else the embedded server (PGQUEUE_TEST_DSN=embedded forces it). Migrations run once into a template database; each test gets
 its own clone (CREATE DATABASE ... TEMPLATE), dropped afterwards."""
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ async def _answers(dsn: str) -> bool:
 def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An admin DSN of the server the whole session uses."""
     configured = os.environ.get("PGQUEUE_TEST_DSN")
-    if configured:
+    if configured and configured != "embedded":
         yield configured
-    elif asyncio.run(_answers(LOCAL_SERVER)):
+    elif configured != "embedded" and asyncio.run(_answers(LOCAL_SERVER)):
         yield LOCAL_SERVER
     else:
         # Short path: the server's Unix socket lives in it (sun_path holds ~100 bytes).

@@ -48,6 +48,20 @@ def test_migrate_sql_prints_the_ddl_without_a_database() -> None:
     assert "CREATE TABLE pgqueue.alembic_version" in result.stdout
 
 
+async def test_migrate_sql_output_applies_to_an_empty_database(empty_dsn: str) -> None:
+    result = pgqueue_command("migrate", "--sql", dsn="postgresql://nobody@127.0.0.1:1/none")
+    connection = await asyncpg.connect(empty_dsn)
+    try:
+        await connection.execute(result.stdout)  # what a DBA would feed to psql
+        assert (
+            await connection.fetchval("SELECT version_num FROM pgqueue.alembic_version") == "0001"
+        )
+        with pytest.raises(asyncpg.InvalidParameterValueError, match="delay -00:00:01 is negative"):
+            await connection.fetchval("SELECT pgqueue.enqueue('x', delay => '-1 second')")
+    finally:
+        await connection.close()
+
+
 async def test_demo_runs_its_jobs_to_the_expected_outcomes(dsn: str) -> None:
     result = pgqueue_command("demo", "--dsn", dsn)
     assert result.returncode == 0, result.stderr
