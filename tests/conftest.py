@@ -1,6 +1,6 @@
 """Real PostgreSQL for every test: PGQUEUE_TEST_DSN, else a server on 127.0.0.1:5432 if one
-answers, else the embedded server (PGQUEUE_TEST_DSN=embedded forces it). Migrations run once into a template database; each test gets
-its own clone (CREATE DATABASE ... TEMPLATE), dropped afterwards."""
+answers, else the embedded server (PGQUEUE_TEST_DSN=embedded forces it). Migrations run once
+into a template database; each test gets its own clone (CREATE DATABASE ... TEMPLATE)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,19 @@ async def dsn(server_dsn: str, template_database: str) -> AsyncIterator[str]:
     admin = await asyncpg.connect(server_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield with_database(server_dsn, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
+    """A database of this test's own with nothing in it (not migrated)."""
+    name = f"pgqueue_empty_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
         yield with_database(server_dsn, name)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
-import pytest
 from alembic import command
 from alembic.config import Config
-
-from tests.conftest import with_database
 
 APP_ENV = """
 from alembic import context
@@ -33,18 +28,6 @@ down_revision = None
 def upgrade(): op.execute("CREATE TABLE orders (id serial PRIMARY KEY)")
 def downgrade(): op.execute("DROP TABLE orders")
 """
-
-
-@pytest.fixture
-async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
-    name = f"pgqueue_app_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield with_database(server_dsn, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def test_app_env_upgrades_its_own_history_and_pgqueues_side_by_side(
