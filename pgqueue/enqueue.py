@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Generator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from pgqueue.queue import Queue
 
 _SMALLINT_MAX = 32767
+# A JSON \u0000 escape (jsonb cannot store NUL), not preceded by an escaped backslash.
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,11 @@ def prepare(job: object, options: EnqueueOptions) -> NewJob:
         cls.model_validate_json(payload)  # what the worker will load must validate too
     except (ValidationError, ValueError, TypeError) as error:
         raise InvalidJob(f"{cls.__qualname__} payload does not validate: {error}") from error
+    if _NUL_ESCAPE.search(payload):
+        raise InvalidJob(
+            f"{cls.__qualname__} payload contains a NUL character (\\u0000), "
+            "which PostgreSQL cannot store in jsonb: remove it or encode the value"
+        )
     max_retries = defaults.max_retries if options.max_retries is None else options.max_retries
     return NewJob(
         job_type=defaults.name,

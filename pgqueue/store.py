@@ -116,7 +116,7 @@ class JobStore:
         self, *, queues: Sequence[str], job_types: Sequence[str]
     ) -> float | None:
         seconds = await self.pool.fetchval(queries["seconds_until_next_job"].sql, queues, job_types)
-        return None if seconds is None else float(seconds)
+        return None if seconds is None else max(float(seconds), 0.0)  # overdue: due now
 
     async def complete_jobs(
         self,

@@ -35,9 +35,10 @@ RETURNING j.id, j.queue, j.job_type, j.payload::text AS payload, j.attempts, j.m
 
 -- name: seconds_until_next_job
 -- Seconds from now (database clock) until the earliest pending job of these queues and types is
--- due; NULL when none is pending. Lets an idle worker wake exactly when a delayed job comes due.
+-- due (negative when overdue); NULL when none is pending. Lets an idle worker wake exactly when
+-- a delayed job comes due.
 -- params: queues text[], job_types text[]
-SELECT greatest(extract(epoch FROM min(run_at) - now()), 0)::float8
+SELECT extract(epoch FROM min(run_at) - now())::float8
 FROM pgqueue.jobs
 WHERE status = 'pending' AND queue = ANY($1) AND job_type = ANY($2);
 

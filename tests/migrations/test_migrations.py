@@ -1,0 +1,182 @@
+"""Migrations: the round trip on an empty database, the offline SQL, an application's own sync
+connection, and the built wheel shipping (and running) the migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from pgqueue import JobStatus, Queue, SchemaNotInstalled
+from pgqueue.migrate import downgrade, run_migrations, upgrade, upgrade_sql
+from tests.jobs import Echo
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+async def schema_state(dsn: str) -> dict[str, object]:
+    """What revision 0001 creates, and the revision alembic has recorded."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        row = await connection.fetchrow(
+            "SELECT to_regclass('pgqueue.jobs') IS NOT NULL AS jobs,"
+            " to_regclass('pgqueue.workers') IS NOT NULL AS workers,"
+            " to_regtype('pgqueue.job_status') IS NOT NULL AS job_status,"
+            " (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            "  WHERE n.nspname = 'pgqueue') AS functions"
+        )
+        versions = []
+        if await connection.fetchval("SELECT to_regclass('pgqueue.alembic_version') IS NOT NULL"):
+            versions = await connection.fetch("SELECT version_num FROM pgqueue.alembic_version")
+        return {**dict(row or {}), "versions": [v["version_num"] for v in versions]}
+    finally:
+        await connection.close()
+
+
+INSTALLED = {
+    "jobs": True,
+    "workers": True,
+    "job_status": True,
+    "functions": 4,
+    "versions": ["0001"],
+}
+REMOVED = {"jobs": False, "workers": False, "job_status": False, "functions": 0, "versions": []}
+
+
+async def test_upgrade_downgrade_upgrade_round_trips(empty_dsn: str) -> None:
+    await upgrade(empty_dsn)
+    assert await schema_state(empty_dsn) == INSTALLED
+
+    await downgrade(empty_dsn, "base")
+    assert await schema_state(empty_dsn) == REMOVED
+
+    await upgrade(empty_dsn)
+    assert await schema_state(empty_dsn) == INSTALLED
+    connection = await asyncpg.connect(empty_dsn)
+    try:
+        job_id = await connection.fetchval("SELECT pgqueue.enqueue(job_type => 'round.trip')")
+        job_type = await connection.fetchval(
+            "SELECT job_type FROM pgqueue.jobs WHERE id = $1", job_id
+        )
+    finally:
+        await connection.close()
+    assert job_type == "round.trip"
+
+
+async def test_upgrade_of_a_migrated_database_changes_nothing(empty_dsn: str) -> None:
+    await upgrade(empty_dsn)
+
+    await upgrade(empty_dsn)
+
+    assert await schema_state(empty_dsn) == INSTALLED
+
+
+async def test_queue_refuses_a_database_without_the_schema(empty_dsn: str) -> None:
+    with pytest.raises(SchemaNotInstalled, match="run `pgqueue migrate`"):
+        await Queue.connect(empty_dsn)
+
+    await upgrade(empty_dsn)
+    async with Queue.connect(empty_dsn) as queue:
+        job_id = await queue.enqueue(Echo(text="now it works"))
+        assert await queue.get_job_status(job_id) is JobStatus.PENDING
+
+
+def test_upgrade_sql_holds_the_schema_for_review() -> None:
+    sql = upgrade_sql()
+
+    assert "CREATE TABLE pgqueue.jobs" in sql
+    assert "CREATE FUNCTION pgqueue.enqueue" in sql
+    assert "INSERT INTO pgqueue.alembic_version" in sql
+
+
+def test_run_migrations_on_an_applications_sync_connection(empty_dsn: str) -> None:
+    engine = create_engine(make_url(empty_dsn).set(drivername="postgresql+psycopg"))
+    try:
+        with engine.begin() as connection:
+            run_migrations(connection)
+        with engine.connect() as connection:
+            jobs = connection.execute(text("SELECT to_regclass('pgqueue.jobs')::text")).scalar()
+            version = connection.execute(
+                text("SELECT version_num FROM pgqueue.alembic_version")
+            ).scalar()
+    finally:
+        engine.dispose()
+
+    assert (jobs, version) == ("pgqueue.jobs", "0001")
+
+
+# --- the wheel --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def unpacked_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from this tree, unzipped into a directory outside the repository."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out)],
+        cwd=REPOSITORY,
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = out.glob("pgqueue-*.whl")
+    unpacked = tmp_path_factory.mktemp("unpacked")
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(unpacked)
+    return unpacked
+
+
+async def run_python(code: str, *args: str, pythonpath: Path) -> str:
+    """Run ``python -c code`` with only ``pythonpath`` ahead of the installed packages, from a
+    directory outside the repository; return its stdout."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PGQUEUE_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        code,
+        *args,
+        cwd=pythonpath.parent,
+        env={**env, "PYTHONPATH": str(pythonpath)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    return stdout.decode().strip()
+
+
+def test_wheel_ships_the_migrations(unpacked_wheel: Path) -> None:
+    assert (unpacked_wheel / "pgqueue/migrations/env.py").is_file()
+    assert (unpacked_wheel / "pgqueue/migrations/versions/0001_initial.py").is_file()
+    assert (unpacked_wheel / "pgqueue/migrations/versions/0001_initial.up.sql").is_file()
+    assert (unpacked_wheel / "pgqueue/migrations/versions/0001_initial.down.sql").is_file()
+
+
+async def test_installed_package_finds_its_own_migrations(unpacked_wheel: Path) -> None:
+    printed = await run_python(
+        "import pgqueue.migrate as m; print(m.script_location())", pythonpath=unpacked_wheel
+    )
+
+    assert Path(printed) == unpacked_wheel / "pgqueue" / "migrations"
+    assert not Path(printed).is_relative_to(REPOSITORY)
+
+
+async def test_migrations_run_from_the_installed_wheel(
+    unpacked_wheel: Path, empty_dsn: str
+) -> None:
+    printed = await run_python(
+        "import asyncio, sys, pgqueue.migrate as m;"
+        " asyncio.run(m.upgrade(sys.argv[1])); print(m.__file__)",
+        empty_dsn,
+        pythonpath=unpacked_wheel,
+    )
+
+    assert Path(printed).is_relative_to(unpacked_wheel)
+    assert await schema_state(empty_dsn) == INSTALLED

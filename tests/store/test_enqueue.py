@@ -1,0 +1,515 @@
+"""Enqueueing through Queue: inside the caller's transaction (asyncpg connection or pool
+connection, SQLAlchemy async or sync session or connection), the NOTIFY at commit, options stored
+as given, and bad input rejected with nothing written."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import Session
+
+from pgqueue import InvalidJob, InvalidQueueName, Job, Queue
+from pgqueue.errors import UnregisteredJob
+from pgqueue.sql import JOBS_CHANNEL
+from tests.factories import count, eventually
+from tests.jobs import Echo, Note
+
+
+class Draft(Job):
+    """A Job subclass without handle(): never registered, so it cannot be enqueued."""
+
+    text: str
+
+
+class RolledBack(Exception):
+    """Raised inside a transaction to make it roll back."""
+
+
+# Each yields a connection of one kind inside a transaction, committed at the end of the block
+# and rolled back if the block raises: every kind of connection= that pgqueue accepts.
+
+
+@contextlib.asynccontextmanager
+async def asyncpg_connection(dsn: str) -> AsyncIterator[object]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        async with connection.transaction():
+            yield connection
+    finally:
+        await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def asyncpg_pool_connection(dsn: str) -> AsyncIterator[object]:
+    async with (
+        asyncpg.create_pool(dsn, min_size=1, max_size=1) as pool,
+        pool.acquire() as connection,
+        connection.transaction(),
+    ):
+        yield connection
+
+
+def async_engine(dsn: str) -> AsyncEngine:
+    return create_async_engine("postgresql+asyncpg://", async_creator=lambda: asyncpg.connect(dsn))
+
+
+def sync_engine(dsn: str) -> Engine:
+    return create_engine(make_url(dsn).set(drivername="postgresql+psycopg"))
+
+
+@contextlib.asynccontextmanager
+async def sqlalchemy_async_session(dsn: str) -> AsyncIterator[object]:
+    engine = async_engine(dsn)
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            yield session
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def sqlalchemy_async_connection(dsn: str) -> AsyncIterator[object]:
+    engine = async_engine(dsn)
+    try:
+        async with engine.begin() as connection:
+            yield connection
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def sqlalchemy_sync_session(dsn: str) -> AsyncIterator[object]:
+    engine = sync_engine(dsn)
+    try:
+        with Session(engine) as session, session.begin():
+            yield session
+    finally:
+        engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def sqlalchemy_sync_connection(dsn: str) -> AsyncIterator[object]:
+    engine = sync_engine(dsn)
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+TRANSACTIONS: dict[str, Callable[[str], contextlib.AbstractAsyncContextManager[object]]] = {
+    "asyncpg": asyncpg_connection,
+    "asyncpg-pool": asyncpg_pool_connection,
+    "sqlalchemy-async-session": sqlalchemy_async_session,
+    "sqlalchemy-async-connection": sqlalchemy_async_connection,
+    "sqlalchemy-sync-session": sqlalchemy_sync_session,
+    "sqlalchemy-sync-connection": sqlalchemy_sync_connection,
+}
+DRIVERS = list(TRANSACTIONS)
+
+
+def transaction(driver: str, dsn: str) -> contextlib.AbstractAsyncContextManager[object]:
+    return TRANSACTIONS[driver](dsn)
+
+
+async def in_rolled_back_transaction(
+    driver: str, dsn: str, work: Callable[[object], Awaitable[object]]
+) -> None:
+    """Run ``work`` on a connection of ``driver`` in a transaction that then raises."""
+    with pytest.raises(RolledBack):  # noqa: PT012 - the raise is what rolls the block back
+        async with transaction(driver, dsn) as connection:
+            await work(connection)
+            raise RolledBack
+
+
+async def payloads(db: asyncpg.Connection) -> list[dict[str, Any]]:
+    rows = await db.fetch("SELECT payload FROM pgqueue.jobs ORDER BY id")
+    return [json.loads(row["payload"]) for row in rows]
+
+
+# --- the caller's transaction decides -----------------------------------------------------------
+
+
+async def test_enqueue_without_connection_commits_at_once(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    job_id = await queue.enqueue(Echo(text="héllo ✓", numbers=[1, 2, 3]))
+
+    row = await db.fetchrow("SELECT id, job_type, queue, payload FROM pgqueue.jobs")
+    assert row is not None
+    assert (row["id"], row["job_type"], row["queue"]) == (job_id, Echo.job_options.name, "tests")
+    assert json.loads(row["payload"]) == {"text": "héllo ✓", "numbers": [1, 2, 3]}
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+async def test_enqueue_commits_with_the_callers_transaction(
+    queue: Queue, db: asyncpg.Connection, dsn: str, driver: str
+) -> None:
+    async with transaction(driver, dsn) as connection:
+        job_id = await queue.enqueue(Echo(text="in tx"), connection=connection)
+        assert await count(db) == 0  # not visible to others before the caller commits
+
+    assert await db.fetchval("SELECT id FROM pgqueue.jobs") == job_id
+    assert await payloads(db) == [{"text": "in tx", "numbers": []}]
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+async def test_enqueue_rolls_back_with_the_callers_transaction(
+    queue: Queue, db: asyncpg.Connection, dsn: str, driver: str
+) -> None:
+    await in_rolled_back_transaction(
+        driver, dsn, lambda connection: queue.enqueue(Echo(text="in tx"), connection=connection)
+    )
+
+    assert await count(db) == 0
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+async def test_enqueue_batch_commits_with_the_callers_transaction(
+    queue: Queue, db: asyncpg.Connection, dsn: str, driver: str
+) -> None:
+    async with transaction(driver, dsn) as connection:
+        ids = await queue.enqueue_batch(
+            [Echo(text="a"), Echo(text="b", numbers=[2])], connection=connection
+        )
+        assert await count(db) == 0
+
+    assert [row["id"] for row in await db.fetch("SELECT id FROM pgqueue.jobs ORDER BY id")] == ids
+    assert await payloads(db) == [{"text": "a", "numbers": []}, {"text": "b", "numbers": [2]}]
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+async def test_enqueue_batch_rolls_back_with_the_callers_transaction(
+    queue: Queue, db: asyncpg.Connection, dsn: str, driver: str
+) -> None:
+    await in_rolled_back_transaction(
+        driver,
+        dsn,
+        lambda connection: queue.enqueue_batch(
+            [Echo(text="a"), Echo(text="b")], connection=connection
+        ),
+    )
+
+    assert await count(db) == 0
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+async def test_dispatch_using_a_connection_joins_its_transaction(
+    queue: Queue, db: asyncpg.Connection, dsn: str, driver: str
+) -> None:
+    await in_rolled_back_transaction(
+        driver, dsn, lambda connection: queue.dispatch(Echo(text="a")).using(connection).enqueue()
+    )
+    async with transaction(driver, dsn) as connection:
+        job_id = await queue.dispatch(Echo(text="b")).using(connection).with_priority(3)
+
+    rows = await db.fetch("SELECT id, priority FROM pgqueue.jobs")
+    assert [(row["id"], row["priority"]) for row in rows] == [(job_id, 3)]
+
+
+# --- NOTIFY at commit, never on rollback ----------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def notifications(dsn: str) -> AsyncIterator[list[str]]:
+    """Collects the payloads of notifications on the jobs channel while the block runs."""
+    received: list[str] = []
+    listener = await asyncpg.connect(dsn)
+
+    def on_notify(_connection: object, _pid: int, _channel: str, payload: object) -> None:
+        received.append(str(payload))
+
+    await listener.add_listener(JOBS_CHANNEL, on_notify)
+    try:
+        yield received
+    finally:
+        await listener.close()
+
+
+async def all_delivered(db: asyncpg.Connection, received: list[str]) -> list[str]:
+    """Wait until every notification committed so far has arrived, and return them all.
+
+    Notifications are delivered in commit order, so once a marker sent now arrives, every
+    earlier one has too; this waits for the absence of more without a fixed sleep.
+    """
+
+    async def so_far() -> list[str]:
+        return received
+
+    await db.execute(f"NOTIFY {JOBS_CHANNEL}, 'marker'")
+    await eventually(so_far, until=lambda notified: "marker" in notified)
+    return received[: received.index("marker")]
+
+
+async def test_commit_of_several_jobs_of_one_queue_sends_one_notification(
+    queue: Queue, db: asyncpg.Connection, dsn: str
+) -> None:
+    async with notifications(dsn) as received:
+        async with transaction("asyncpg", dsn) as connection:
+            for text in ("a", "b", "c"):
+                await queue.enqueue(Echo(text=text), connection=connection)
+            await queue.enqueue_batch([Echo(text="d"), Echo(text="e")], connection=connection)
+
+        assert await all_delivered(db, received) == ["tests"]
+    assert await count(db) == 5
+
+
+async def test_batch_over_two_queues_notifies_each_queue_once(
+    queue: Queue, db: asyncpg.Connection, dsn: str
+) -> None:
+    async with notifications(dsn) as received:
+        await queue.enqueue_batch([Echo(text="a"), Echo(text="b")])
+        await queue.enqueue_batch([Echo(text="c"), Echo(text="d")], queue="emails")
+
+        assert sorted(await all_delivered(db, received)) == ["emails", "tests"]
+
+
+async def test_rollback_sends_no_notification(
+    queue: Queue, db: asyncpg.Connection, dsn: str
+) -> None:
+    async with notifications(dsn) as received:
+
+        async def enqueue_both_ways(connection: object) -> None:
+            await queue.enqueue(Echo(text="a"), connection=connection)
+            await queue.enqueue_batch([Echo(text="b")], connection=connection)
+
+        await in_rolled_back_transaction("asyncpg", dsn, enqueue_both_ways)
+
+        assert await all_delivered(db, received) == []
+
+
+# --- limits -----------------------------------------------------------------------------------
+
+
+async def test_queue_name_of_63_characters_is_accepted(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    name = "q" * 63
+
+    await queue.enqueue(Echo(text="x"), queue=name)
+
+    assert await db.fetchval("SELECT queue FROM pgqueue.jobs") == name
+
+
+async def test_payload_of_5_megabytes_is_stored_intact(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    text = "0123456789" * 500_000
+
+    job_id = await queue.enqueue(Echo(text=text))
+
+    stored = await db.fetchval("SELECT payload ->> 'text' FROM pgqueue.jobs WHERE id = $1", job_id)
+    assert stored == text
+
+
+async def test_batch_of_10000_returns_ids_in_input_order(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    ids = await queue.enqueue_batch([Echo(text=str(n)) for n in range(10_000)])
+
+    assert len(set(ids)) == 10_000
+    rows = await db.fetch("SELECT id, payload ->> 'text' AS text FROM pgqueue.jobs")
+    text_of = {row["id"]: row["text"] for row in rows}
+    assert [text_of[job_id] for job_id in ids] == [str(n) for n in range(10_000)]
+
+
+async def test_empty_batch_writes_nothing(queue: Queue, db: asyncpg.Connection) -> None:
+    assert await queue.enqueue_batch([]) == []
+    assert await count(db) == 0
+
+
+# --- options are stored as given ----------------------------------------------------------------
+
+
+async def test_dispatch_with_max_retries_and_backoff_stores_both(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    job_id = (
+        await queue.dispatch(Echo(text="x")).with_max_retries(5).with_backoff(timedelta(seconds=60))
+    )
+
+    row = await db.fetchrow(
+        "SELECT max_attempts, retry_backoff FROM pgqueue.jobs WHERE id = $1", job_id
+    )
+    assert row is not None
+    assert (row["max_attempts"], row["retry_backoff"]) == (6, timedelta(seconds=60))
+
+
+async def test_class_defaults_apply_when_no_option_is_given(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    await queue.enqueue(Echo(text="x"))
+
+    row = await db.fetchrow(
+        "SELECT queue, priority, max_attempts, retry_backoff, run_at = created_at AS due_now"
+        " FROM pgqueue.jobs"
+    )
+    assert dict(row or {}) == {
+        "queue": "tests",
+        "priority": 0,
+        "max_attempts": 4,
+        "retry_backoff": None,
+        "due_now": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("delay", "expected"),
+    [(timedelta(minutes=10), timedelta(minutes=10)), (90, timedelta(seconds=90))],
+)
+async def test_delay_sets_run_at_to_database_now_plus_delay(
+    queue: Queue, db: asyncpg.Connection, delay: timedelta | float, expected: timedelta
+) -> None:
+    job_id = await queue.enqueue(Echo(text="x"), delay=delay)
+
+    # created_at is the inserting transaction's now(), so the difference is exact.
+    stored = await db.fetchval("SELECT run_at - created_at FROM pgqueue.jobs WHERE id = $1", job_id)
+    assert stored == expected
+
+
+async def test_run_at_is_stored_as_given(queue: Queue, db: asyncpg.Connection) -> None:
+    run_at = datetime(2031, 5, 17, 9, 30, tzinfo=UTC)
+
+    await queue.enqueue(Echo(text="x"), run_at=run_at, priority=-7, queue="reports")
+
+    row = await db.fetchrow("SELECT run_at, priority, queue FROM pgqueue.jobs")
+    assert tuple(row or ()) == (run_at, -7, "reports")
+
+
+async def test_sql_function_enqueue_with_named_arguments(db: asyncpg.Connection) -> None:
+    job_id = await db.fetchval(
+        "SELECT pgqueue.enqueue(job_type => 'reports.build', payload => '{\"month\": 5}',"
+        " queue => 'reports', priority => 2, delay => interval '1 hour')"
+    )
+
+    row = await db.fetchrow(
+        "SELECT job_type, payload, queue, priority, max_attempts, status::text,"
+        " run_at - created_at AS delay FROM pgqueue.jobs WHERE id = $1",
+        job_id,
+    )
+    assert row is not None
+    assert json.loads(row["payload"]) == {"month": 5}
+    assert (
+        row["job_type"],
+        row["queue"],
+        row["priority"],
+        row["max_attempts"],
+        row["status"],
+        row["delay"],
+    ) == ("reports.build", "reports", 2, 4, "pending", timedelta(hours=1))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ("run_at => now(), delay => interval '1 s'", "give run_at or delay, not both"),
+        ("delay => interval '-1 s'", "is negative"),
+        ("queue => 'has space'", "jobs_queue_check"),
+    ],
+)
+async def test_sql_function_enqueue_rejects_bad_arguments(
+    db: asyncpg.Connection, arguments: str, message: str
+) -> None:
+    with pytest.raises(asyncpg.PostgresError, match=message):
+        await db.fetchval(f"SELECT pgqueue.enqueue(job_type => 'x', {arguments})")
+
+    assert await count(db) == 0
+
+
+# --- bad input raises a clear error and writes nothing ----------------------------------------
+
+
+NAIVE = datetime(2030, 1, 1, 12, 0)  # deliberately without a timezone
+AWARE = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+BAD_OPTIONS = {
+    "naive run_at": ({"run_at": NAIVE}, InvalidJob, "has no timezone"),
+    "negative delay": ({"delay": timedelta(seconds=-1)}, InvalidJob, "delay must not be negative"),
+    "negative delay in seconds": ({"delay": -5}, InvalidJob, "delay must not be negative"),
+    "run_at and delay": ({"run_at": AWARE, "delay": 5}, InvalidJob, "run_at or delay, not both"),
+    "queue with a space": ({"queue": "a b"}, InvalidQueueName, "'a b' is invalid"),
+    "queue of 64 characters": ({"queue": "q" * 64}, InvalidQueueName, "is invalid"),
+    "empty queue": ({"queue": ""}, InvalidQueueName, "'' is invalid"),
+    "priority too high": ({"priority": 40_000}, InvalidJob, "priority must be an int"),
+    "priority too low": ({"priority": -40_000}, InvalidJob, "priority must be an int"),
+    "negative max_retries": ({"max_retries": -1}, InvalidJob, "max_retries must be an int"),
+    "max_retries too high": ({"max_retries": 40_000}, InvalidJob, "max_retries must be an int"),
+    "negative backoff": ({"backoff": -1}, InvalidJob, "backoff must not be negative"),
+}
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"), list(BAD_OPTIONS.values()), ids=list(BAD_OPTIONS)
+)
+async def test_bad_option_raises_and_writes_nothing(
+    queue: Queue,
+    db: asyncpg.Connection,
+    options: dict[str, Any],
+    error: type[Exception],
+    message: str,
+) -> None:
+    with pytest.raises(error, match=message):
+        await queue.enqueue(Echo(text="x"), **options)
+    with pytest.raises(error, match=message):
+        await queue.enqueue_batch([Echo(text="x")], **options)
+
+    assert await count(db) == 0
+
+
+BAD_JOBS = {
+    "not a Job": ({"text": "x"}, "dict is not a registered job class"),
+    "Job without handle()": (Draft(text="x"), "Draft is not a registered job class"),
+}
+
+
+@pytest.mark.parametrize(("job", "message"), list(BAD_JOBS.values()), ids=list(BAD_JOBS))
+async def test_unregistered_job_raises_and_writes_nothing(
+    queue: Queue, db: asyncpg.Connection, job: object, message: str
+) -> None:
+    with pytest.raises(UnregisteredJob, match=message):
+        await queue.enqueue(job)  # type: ignore[arg-type]
+    with pytest.raises(UnregisteredJob, match=message):
+        await queue.enqueue_batch([Echo(text="fine"), job])  # type: ignore[list-item]
+
+    assert await count(db) == 0
+
+
+async def test_connection_of_the_wrong_type_raises_type_error_and_writes_nothing(
+    queue: Queue, db: asyncpg.Connection, dsn: str
+) -> None:
+    with pytest.raises(TypeError, match="connection= got a str: pass an asyncpg connection"):
+        await queue.enqueue(Echo(text="x"), connection=dsn)
+    with pytest.raises(TypeError, match="connection= got a str"):
+        await queue.enqueue_batch([Echo(text="x")], connection=dsn)
+
+    assert await count(db) == 0
+
+
+async def test_one_bad_job_in_a_batch_writes_none_of_it(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    with pytest.raises(InvalidQueueName):
+        await queue.enqueue_batch([Note(log_path="/dev/null"), Echo(text="x")], queue="a b")
+
+    assert await count(db) == 0
+
+
+async def test_nul_character_in_a_payload_is_rejected_but_its_escaped_spelling_is_text(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    with pytest.raises(InvalidJob, match=r"NUL character \(\\u0000\), which PostgreSQL cannot"):
+        await queue.enqueue(Echo(text="a\x00b"))
+    assert await count(db) == 0
+
+    job_id = await queue.enqueue(Echo(text=r"\u0000"))  # a backslash and five characters
+    stored = await db.fetchval("SELECT payload ->> 'text' FROM pgqueue.jobs WHERE id = $1", job_id)
+    assert stored == r"\u0000"
