@@ -101,3 +101,14 @@ class BlockingStuck(Job, queue="tests", timeout=0.2, max_retries=0):
 
     def handle(self) -> None:
         time.sleep(1)
+
+
+class BlockingSleep(Job, queue="tests"):
+    """A sync handler that blocks its thread; no timeout."""
+
+    seconds: float
+    log_path: str
+
+    def handle(self) -> None:
+        record(self.log_path, f"start {self.context.job_id}")
+        time.sleep(self.seconds)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import dataclasses
 import inspect
 import logging
+import threading
 import traceback
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -38,7 +40,6 @@ class JobExecutor:
         worker_id: UUID,
         timeout: timedelta | None,
         backoff: Backoff,
-        threads: ThreadPoolExecutor,
         error_hooks: list[ErrorHook],
     ) -> None:
         self._registry = registry
@@ -46,7 +47,6 @@ class JobExecutor:
         self._worker_id = worker_id
         self._timeout = timeout
         self._backoff = backoff
-        self._threads = threads
         self._error_hooks = error_hooks
 
     async def run(self, claimed: ClaimedJob) -> None:
@@ -82,8 +82,7 @@ class JobExecutor:
     async def _call_handle(self, job: Job) -> Any:
         if inspect.iscoroutinefunction(job.handle):
             return await job.handle()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, job.handle)
+        return await _in_daemon_thread(job.handle, f"pgqueue-job-{job.context.job_id}")
 
     async def _fail(
         self, claimed: ClaimedJob, job: Job | None, error: BaseException, *, permanent: bool = False
@@ -118,6 +117,33 @@ class JobExecutor:
                     await outcome
             except Exception:
                 log.exception("on_error hook %r raised; the worker carries on", hook)
+
+
+async def _in_daemon_thread(function: Callable[[], Any], name: str) -> Any:
+    """Run a sync handler in a thread of its own. Daemon: a handler past its timeout cannot be
+    interrupted, and a pooled thread would keep the process from exiting until it returns."""
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if outcome.done():  # cancelled: timeout or shutdown
+            return
+        if error is None:
+            outcome.set_result(value)
+        else:
+            outcome.set_exception(error)
+
+    def target() -> None:
+        try:
+            value, error = context.run(function), None
+        except BaseException as raised:  # handed to the awaiting task, as run_in_executor does
+            value, error = None, raised
+        with contextlib.suppress(RuntimeError):  # the loop closed while the thread ran
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return await outcome
 
 
 def _serialize_result(cls: type[Job], returned: Any) -> str | None:

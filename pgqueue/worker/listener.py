@@ -37,6 +37,8 @@ class Listener:
         connection, self._connection = self._connection, None
         try:
             await connection.remove_listener(JOBS_CHANNEL, self._notified)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            log.warning("the listening connection was already lost", exc_info=True)
         finally:
             await self._pool.release(connection)
 

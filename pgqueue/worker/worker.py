@@ -12,7 +12,6 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from uuid import uuid4
 
@@ -79,9 +78,8 @@ class Worker:
         self._finished.clear()
         self._hurry.clear()
         store = self._queue.store
-        threads = ThreadPoolExecutor(self._concurrency, thread_name_prefix="pgqueue-job")
         completer = Completer(store, self.id)
-        fetcher = self._fetcher = self._build_fetcher(queues, job_types, completer, threads)
+        fetcher = self._fetcher = self._build_fetcher(queues, job_types, completer)
         listener = Listener(store.pool, queues, fetcher.nudge)
         heartbeat = Heartbeat(store, self.id, queues, self._concurrency, self._heartbeat_interval)
         with self._signal_handlers():  # through shutdown too, so a second signal can hurry it
@@ -94,12 +92,13 @@ class Worker:
                 self._hurry.set()  # cancelled from outside: no grace period
                 raise
             finally:
-                await self._shutdown(completer)
-                await listener.close()
-                await heartbeat.stop()
-                threads.shutdown(wait=False, cancel_futures=True)
-                self._fetcher = None
-                self._finished.set()
+                try:
+                    await self._shutdown(completer)
+                    await listener.close()
+                    await heartbeat.stop()
+                finally:  # stop() waits on this, whatever went wrong above
+                    self._fetcher = None
+                    self._finished.set()
 
     def _work_plan(self) -> tuple[list[str], list[str]]:
         """The queues to serve and the job types this process can run."""
@@ -121,7 +120,6 @@ class Worker:
         queues: list[str],
         job_types: list[str],
         completer: Completer,
-        threads: ThreadPoolExecutor,
     ) -> Fetcher:
         executor = JobExecutor(
             registry=self._registry,
@@ -129,7 +127,6 @@ class Worker:
             worker_id=self.id,
             timeout=self._timeout,
             backoff=self._backoff,
-            threads=threads,
             error_hooks=self._error_hooks,
         )
         return Fetcher(

@@ -10,7 +10,7 @@ import asyncpg
 from pgqueue import Queue
 from tests.e2e.conftest import WorkerProcesses
 from tests.factories import count, eventually
-from tests.jobs import Note, Sleep
+from tests.jobs import BlockingSleep, Note, Sleep
 
 
 def lines(path: Path) -> list[str]:
@@ -82,3 +82,20 @@ async def test_second_signal_stops_at_once_and_releases_the_running_job(
     )
     assert (row["status"], row["attempts"], row["worker_id"]) == ("pending", 0, None)
     assert await count(db, "running") == 0
+
+
+async def test_worker_exits_on_sigterm_even_while_a_sync_job_blocks_its_thread(
+    queue: Queue, db: asyncpg.Connection, workers: WorkerProcesses, tmp_path: Path
+) -> None:
+    log = tmp_path / "runs.log"
+    job_id = await queue.enqueue(BlockingSleep(seconds=3600, log_path=str(log)))
+    process = workers.start("--shutdown-grace", "0.5")
+    await eventually(
+        lambda: lines(log), until=lambda found: found == [f"start {job_id}"], within=30
+    )
+
+    process.send_signal(signal.SIGTERM)
+
+    assert await workers.wait(process, within=15) == 0
+    row = await db.fetchrow("SELECT status::text, attempts FROM pgqueue.jobs WHERE id = $1", job_id)
+    assert (row["status"], row["attempts"]) == ("pending", 0)

@@ -273,3 +273,15 @@ async def test_worker_leaves_job_types_it_does_not_know_untouched(
         "SELECT status::text, attempts FROM pgqueue.jobs WHERE id = $1", unknown
     )
     assert (row["status"], row["attempts"]) == ("pending", 0)
+
+
+async def test_stop_is_clean_after_the_listening_connection_was_killed(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    async with running(queue) as worker:
+        killed = await db.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        )
+        assert killed == 1
+    assert await db.fetchval("SELECT count(*) FROM pgqueue.workers WHERE id = $1", worker.id) == 0
