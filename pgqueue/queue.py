@@ -20,8 +20,6 @@ from pgqueue.registry import registry
 from pgqueue.settings import resolve_dsn
 from pgqueue.store import JobStore
 
-_FINISHED = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
-
 
 class Queue:
     """Enqueues jobs and reads their state. ``await Queue.connect(dsn)`` owns an asyncpg pool;
@@ -141,7 +139,7 @@ class Queue:
         pause = 0.01
         while True:
             record = await self.get_job(job_id)
-            if record.status in _FINISHED:
+            if record.status.is_finished:
                 return _outcome(record)
             if time.monotonic() >= deadline:
                 raise WaitTimeout(job_id, record.status, timeout)

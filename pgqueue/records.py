@@ -19,6 +19,11 @@ class JobStatus(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
+    @property
+    def is_finished(self) -> bool:
+        """Completed, failed or cancelled: no worker will touch the job again by itself."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
 
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True)

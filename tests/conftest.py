@@ -5,6 +5,7 @@ into a template database; each test gets its own clone (CREATE DATABASE ... TEMP
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import uuid
@@ -62,30 +63,32 @@ async def template_database(server_dsn: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-@pytest.fixture
-async def dsn(server_dsn: str, template_database: str) -> AsyncIterator[str]:
-    """A freshly migrated database of this test's own."""
+@contextlib.asynccontextmanager
+async def scratch_database(server_dsn: str, template: str | None = None) -> AsyncIterator[str]:
+    """A database of the caller's own (a clone of ``template``, else empty), dropped after."""
     name = f"pgqueue_test_{uuid.uuid4().hex[:12]}"
+    clone = f' TEMPLATE "{template}"' if template else ""
     admin = await asyncpg.connect(server_dsn)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        await admin.execute(f'CREATE DATABASE "{name}"{clone}')
         yield with_database(server_dsn, name)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def dsn(server_dsn: str, template_database: str) -> AsyncIterator[str]:
+    """A freshly migrated database of this test's own."""
+    async with scratch_database(server_dsn, template_database) as database:
+        yield database
 
 
 @pytest.fixture
 async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
     """A database of this test's own with nothing in it (not migrated)."""
-    name = f"pgqueue_empty_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield with_database(server_dsn, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_database(server_dsn) as database:
+        yield database
 
 
 @pytest.fixture

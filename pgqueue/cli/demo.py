@@ -21,7 +21,6 @@ from pgqueue.retry import Backoff
 from pgqueue.settings import redact_dsn, resolve_dsn
 from pgqueue.worker import Worker
 
-_FINISHED = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
 _SETTLE_TIMEOUT = 60.0
 
 
@@ -98,7 +97,7 @@ async def _narrate(queue: Queue, ids: Sequence[int]) -> list[JobRecord]:
                 line = _describe(record)
                 if line:
                     click.echo(f"  [+{time.monotonic() - start:4.1f}s] #{record.id:<5} {line}")
-        if all(record.status in _FINISHED for record in records):
+        if all(record.status.is_finished for record in records):
             return records
         if time.monotonic() - start > _SETTLE_TIMEOUT:
             raise click.ClickException(f"jobs did not settle within {_SETTLE_TIMEOUT:g}s")

@@ -6,6 +6,7 @@ Polling stays the backstop should the listening connection be lost.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Collection
 
@@ -37,10 +38,13 @@ class Listener:
         connection, self._connection = self._connection, None
         try:
             await connection.remove_listener(JOBS_CHANNEL, self._notified)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            log.warning("the listening connection was already lost", exc_info=True)
+        except Exception:  # lost or broken (asyncpg raises several kinds)
+            log.warning("the listening connection was lost", exc_info=True)
         finally:
-            await self._pool.release(connection)
+            # The pool ignores a connection it already took back and terminates (then re-raises
+            # for) one it cannot reset: either way it is not reused.
+            with contextlib.suppress(Exception):
+                await self._pool.release(connection)
 
     def _notified(self, connection: object, pid: int, channel: str, payload: object) -> None:
         if payload in self._queues:
