@@ -15,17 +15,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def pgqueue_command(
-    *args: str, dsn: str | None = None, **run: object
+    *args: str, dsn: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``pgqueue ARGS`` to completion; stdout and stderr captured as text."""
+    """Run ``pgqueue ARGS`` to completion (``env`` added to the environment); output as text."""
     return subprocess.run(
         [sys.executable, "-m", "pgqueue", *args],
         cwd=REPO,
-        env=environment(dsn),
+        env={**environment(dsn), **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
-        **run,  # type: ignore[call-overload]
     )
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import asyncpg
 import pytest
 
@@ -88,6 +92,26 @@ async def test_database_without_the_schema_says_to_migrate(empty_dsn: str) -> No
     result = pgqueue_command("work", "--app", "tests.jobs", "--dsn", empty_dsn)
     assert result.returncode == 1
     assert "run `pgqueue migrate`" in result.stderr
+
+
+def test_pgqueue_app_environment_variable_stands_for_app() -> None:
+    result = pgqueue_command(
+        "work", dsn="postgresql://x@127.0.0.1:1/x", env={"PGQUEUE_APP": "tests.jobs"}
+    )
+    assert result.returncode == 1  # got past the options and the import, to the database
+    assert "cannot reach the database" in result.stderr
+
+
+def test_demo_without_any_dsn_starts_the_embedded_server() -> None:
+    directory = Path(tempfile.mkdtemp(prefix="pgq-"))  # short: the socket lives in it
+    try:
+        result = pgqueue_command("demo", env={"PGQUEUE_EMBEDDED_DIR": str(directory)})
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    assert result.returncode == 0, result.stderr
+    assert f"using the embedded PostgreSQL in {directory}" in result.stderr
+    assert "database: embedded PostgreSQL" in result.stdout
+    assert "completed 4, failed 1" in result.stdout
 
 
 def test_bad_usage_exits_2() -> None:
