@@ -54,6 +54,7 @@ def prepare(job: object, options: EnqueueOptions) -> NewJob:
             f"{cls.__qualname__} payload contains a NUL character (\\u0000), "
             "which PostgreSQL cannot store in jsonb: remove it or encode the value"
         )
+    # Most specific first: builder/enqueue keywords, then the class; else NULL, the worker's.
     max_retries = defaults.max_retries if options.max_retries is None else options.max_retries
     return NewJob(
         job_type=defaults.name,
@@ -62,7 +63,9 @@ def prepare(job: object, options: EnqueueOptions) -> NewJob:
         run_at=_check_run_at(options.run_at, options.delay),
         delay=_as_delta(options.delay, "delay"),
         priority=_check_range("priority", options.priority or 0, -_SMALLINT_MAX, _SMALLINT_MAX),
-        max_attempts=_check_range("max_retries", max_retries, 0, _SMALLINT_MAX - 1) + 1,
+        max_attempts=None
+        if max_retries is None
+        else _check_range("max_retries", max_retries, 0, _SMALLINT_MAX - 1) + 1,
         retry_backoff=_as_delta(options.backoff, "backoff"),
     )
 
@@ -96,11 +99,13 @@ def _check_range(what: str, value: object, low: int, high: int) -> int:
 class Dispatch:
     """An awaitable enqueue builder: ``await queue.dispatch(job).with_max_retries(5)``."""
 
-    def __init__(self, queue: Queue, job: Job) -> None:
+    def __init__(
+        self, queue: Queue, job: Job, options: EnqueueOptions, connection: object | None
+    ) -> None:
         self._queue = queue
         self._job = job
-        self._options = EnqueueOptions()
-        self._connection: object | None = None
+        self._options = options
+        self._connection = connection
 
     def _with(self, **changes: Any) -> Self:
         self._options = replace(self._options, **changes)

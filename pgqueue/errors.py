@@ -3,10 +3,12 @@
 PgQueueError
 ├── ConfigurationError      settings, DSN or embedded server unusable
 ├── SchemaNotInstalled      the database has no pgqueue schema: run `pgqueue migrate`
+├── SchemaOutdated          the schema is older than this pgqueue: run `pgqueue migrate`
 ├── InvalidJob (ValueError) enqueue input rejected before anything is written
 │   ├── InvalidQueueName
 │   └── UnregisteredJob
 ├── DuplicateJobType        two Job classes claim one registered name
+├── ClaimLost               the worker no longer holds the job (cancelled or rescued)
 ├── JobNotFound (LookupError)
 ├── JobFailed               wait_for(): the job ended failed
 ├── JobCancelled            wait_for(): the job was cancelled
@@ -30,6 +32,26 @@ class SchemaNotInstalled(PgQueueError):
     def __init__(self) -> None:
         super().__init__(
             "the database has no pgqueue schema: run `pgqueue migrate` (or alembic) first"
+        )
+
+
+class SchemaOutdated(PgQueueError):
+    """The database's pgqueue schema is older than this version of pgqueue needs."""
+
+    def __init__(self, found: str, needed: str) -> None:
+        super().__init__(
+            f"the database's pgqueue schema is at revision {found} but this pgqueue needs "
+            f"{needed}: run `pgqueue migrate`"
+        )
+
+
+class ClaimLost(PgQueueError):
+    """The worker no longer holds the job: it was cancelled, or rescued by another worker."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            f"job {job_id} is no longer held by this worker (cancelled, or rescued after missed "
+            "heartbeats): its transaction was rolled back"
         )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import cache
 from typing import Any, ClassVar, get_type_hints
@@ -13,9 +15,9 @@ from pydantic import BaseModel, PrivateAttr, TypeAdapter
 
 from pgqueue.errors import InvalidQueueName
 from pgqueue.registry import registry
+from pgqueue.retry import Backoff
 
 DEFAULT_QUEUE = "default"
-DEFAULT_MAX_RETRIES = 3
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,63}")
 
 
@@ -38,23 +40,44 @@ def as_timedelta(value: timedelta | float | None, what: str) -> timedelta | None
 
 @dataclass(frozen=True)
 class JobOptions:
-    """What a Job class declares with its class keywords."""
+    """What a Job class declares with its class keywords (None: the worker's default)."""
 
     name: str
     queue: str = DEFAULT_QUEUE
-    max_retries: int = DEFAULT_MAX_RETRIES
+    max_retries: int | None = None
     timeout: timedelta | None = None
+    backoff: Backoff | None = None
+    retry_on: tuple[type[BaseException], ...] = ()
+    give_up_on: tuple[type[BaseException], ...] = ()
 
 
 @dataclass(frozen=True)
 class JobContext:
-    """Where a running job stands: which row, which attempt, which worker."""
+    """Where a running job stands: which row, which attempt, which worker.
+
+    ``will_retry`` is set for ``on_error`` hooks: whether the failed attempt will be retried.
+    """
 
     job_id: int
     queue: str
     attempt: int
     max_attempts: int
     worker_id: UUID
+    will_retry: bool | None = None
+    open_transaction: Callable[[], AbstractAsyncContextManager[Any]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]:
+        """A transaction (yielding an asyncpg connection) that also completes this job.
+
+        If it commits, the job is ``completed`` with it; if it rolls back, or the worker dies
+        first, neither happened and a retry does the work once: exactly-once effects for writes
+        to this database. Raises ClaimLost (rolling back) if the job was cancelled or rescued.
+        """
+        if self.open_transaction is None:
+            raise RuntimeError("this job is not running in a worker, so it has no transaction")
+        return self.open_transaction()
 
 
 class Job(BaseModel):
@@ -76,6 +99,9 @@ class Job(BaseModel):
         queue: str | None = None,
         max_retries: int | None = None,
         timeout: timedelta | float | None = None,
+        backoff: Backoff | timedelta | float | None = None,
+        retry_on: Iterable[type[BaseException]] | None = None,
+        give_up_on: Iterable[type[BaseException]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
@@ -88,6 +114,9 @@ class Job(BaseModel):
             queue=check_queue_name(queue) if queue is not None else inherited.queue,
             max_retries=inherited.max_retries if max_retries is None else max_retries,
             timeout=as_timedelta(timeout, "timeout") if timeout is not None else inherited.timeout,
+            backoff=_as_backoff(backoff) if backoff is not None else inherited.backoff,
+            retry_on=_exception_types(retry_on, "retry_on", inherited.retry_on),
+            give_up_on=_exception_types(give_up_on, "give_up_on", inherited.give_up_on),
         )
 
     @classmethod
@@ -111,6 +140,28 @@ class Job(BaseModel):
     def result_adapter(cls) -> TypeAdapter[Any] | None:
         """Validates ``handle()``'s return value; None when it returns nothing."""
         return _result_adapter(cls)
+
+
+def _as_backoff(value: Backoff | timedelta | float) -> Backoff:
+    """A Backoff, or its base delay (seconds or timedelta) for the default policy."""
+    if isinstance(value, Backoff):
+        return value
+    base = as_timedelta(value, "backoff")
+    assert base is not None
+    return Backoff(base=base)
+
+
+def _exception_types(
+    value: Iterable[type[BaseException]] | None,
+    what: str,
+    inherited: tuple[type[BaseException], ...],
+) -> tuple[type[BaseException], ...]:
+    if value is None:
+        return inherited
+    types = tuple(value)
+    if not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
+        raise TypeError(f"{what} must name exception classes, got {value!r}")
+    return types
 
 
 @cache

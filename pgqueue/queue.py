@@ -98,9 +98,24 @@ class Queue:
         executor = None if connection is None else executor_for(connection)
         return await self.store.enqueue_batch(jobs=rows, executor=executor)
 
-    def dispatch(self, job: Job) -> Dispatch:
-        """An awaitable builder: ``await queue.dispatch(job).with_max_retries(5)``."""
-        return Dispatch(self, job)
+    def dispatch(
+        self,
+        job: Job,
+        *,
+        delay: timedelta | float | None = None,
+        run_at: datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        max_retries: int | None = None,
+        backoff: timedelta | float | None = None,
+        connection: object | None = None,
+    ) -> Dispatch:
+        """An awaitable builder: ``await queue.dispatch(job).with_max_retries(5)``.
+
+        Takes the keywords of ``enqueue``; a builder method overrides its keyword.
+        """
+        options = EnqueueOptions(delay, run_at, priority, queue, max_retries, backoff)
+        return Dispatch(self, job, options, connection)
 
     # --- read side -----------------------------------------------------------------------------
 
@@ -149,12 +164,21 @@ class Queue:
     # --- operator actions ----------------------------------------------------------------------
 
     async def cancel(self, job_id: int) -> bool:
-        """Cancel a pending job so it never runs; False if it was not pending."""
+        """Cancel a pending job, or stop a running one (its worker cancels the task).
+
+        Returns False if the job had already finished.
+        """
         return await self.store.cancel_job(id=job_id)
 
     async def retry(self, job_id: int) -> bool:
         """Put a failed or cancelled job back to pending with fresh attempts."""
         return await self.store.retry_job(id=job_id)
+
+    async def retry_failed(self, queue: str | None = None, job_type: str | None = None) -> int:
+        """Put every failed job (of one queue and/or job type) back to pending; how many."""
+        return await self.store.retry_failed_jobs(
+            queue=None if queue is None else check_queue_name(queue), job_type=job_type
+        )
 
     async def clear(self, queue: str | None = None) -> int:
         """Delete pending jobs (of one queue, or all); return how many were deleted."""

@@ -50,7 +50,7 @@ class JobRecord(_Record):
     status: JobStatus
     priority: int
     attempts: int
-    max_attempts: int
+    max_attempts: int | None  # None: the worker's default (max_retries + 1)
     run_at: datetime
     created_at: datetime
     started_at: datetime | None

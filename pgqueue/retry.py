@@ -33,3 +33,32 @@ class Backoff:
         exponent = min(max(attempt - 1, 0), 64)  # beyond 2**64 the cap has long applied
         seconds = min(self.base.total_seconds() * self.factor**exponent, self.cap.total_seconds())
         return timedelta(seconds=seconds * (1 - self.jitter * random.random()))
+
+
+class PermanentError(Exception):
+    """Raise from ``handle()`` to fail the job at once: no further attempts, straight to failed."""
+
+
+class Retry(Exception):
+    """Raise from ``handle()`` to run the job again after ``delay`` (a snooze).
+
+    The attempt is not counted and nothing is recorded as an error.
+    """
+
+    def __init__(self, delay: timedelta | float = 0, reason: str = "") -> None:
+        self.delay = delay if isinstance(delay, timedelta) else timedelta(seconds=delay)
+        if self.delay < timedelta(0):
+            raise ValueError(f"Retry delay must not be negative, got {delay!r}")
+        super().__init__(reason or f"retry in {self.delay}")
+
+
+def is_permanent(
+    error: BaseException,
+    retry_on: tuple[type[BaseException], ...],
+    give_up_on: tuple[type[BaseException], ...],
+) -> bool:
+    """Whether a failure must not be retried: PermanentError, a ``give_up_on`` type, or (when
+    ``retry_on`` is given) any type it does not name."""
+    if isinstance(error, (PermanentError, *give_up_on)):
+        return True
+    return bool(retry_on) and not isinstance(error, retry_on)

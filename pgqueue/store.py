@@ -13,11 +13,12 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from pgqueue.connections import AsyncpgExecutor, Executor
-from pgqueue.errors import SchemaNotInstalled
+from pgqueue.errors import SchemaNotInstalled, SchemaOutdated
 from pgqueue.records import JobRecord, JobStatus, QueueStats
-from pgqueue.sql import queries
+from pgqueue.sql import SCHEMA_REVISION, queries
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class NewJob:
     run_at: datetime | None
     delay: timedelta | None
     priority: int
-    max_attempts: int
+    max_attempts: int | None
     retry_backoff: timedelta | None
 
 
@@ -43,7 +44,7 @@ class ClaimedJob:
     job_type: str
     payload: str
     attempt: int
-    max_attempts: int
+    max_attempts: int | None  # None: the worker's default applies
     retry_backoff: timedelta | None
 
 
@@ -52,12 +53,23 @@ class JobStore:
         self.pool = pool
         self._pool_executor = AsyncpgExecutor(pool)
 
-    async def schema_is_installed(self) -> bool:
-        return bool(await self.pool.fetchval(queries["schema_is_installed"].sql))
+    async def open_connection(self) -> asyncpg.Connection:
+        """A new connection outside the pool, made with the pool's own connect arguments, for
+        session state that must not go back to the pool (LISTEN) or wait on it (heartbeats)."""
+        # asyncpg keeps what the pool was created with (also after set_connect_args()).
+        args: list[Any] = list(getattr(self.pool, "_connect_args", []))
+        kwargs: dict[str, Any] = dict(getattr(self.pool, "_connect_kwargs", {}))
+        connection: asyncpg.Connection = await asyncpg.connect(*args, **kwargs)
+        return connection
 
     async def check_schema(self) -> None:
-        if not await self.schema_is_installed():
-            raise SchemaNotInstalled
+        """Raise unless the database's pgqueue schema is at least the revision this code needs."""
+        async with self.pool.acquire() as connection:
+            if not await connection.fetchval(queries["schema_is_installed"].sql):
+                raise SchemaNotInstalled
+            found = await connection.fetchval(queries["schema_revision"].sql)
+        if found is None or int(found) < int(SCHEMA_REVISION):
+            raise SchemaOutdated(str(found), SCHEMA_REVISION)
 
     # --- enqueue (may run on the caller's connection) ---------------------------------------
 
@@ -125,11 +137,16 @@ class JobStore:
         attempts: Sequence[int],
         results: Sequence[str | None],
         worker_id: UUID,
+        connection: asyncpg.Connection | PoolConnectionProxy | None = None,
     ) -> list[int]:
-        rows = await self.pool.fetch(
+        """Returns the ids written; with ``connection``, inside its transaction."""
+        rows = await (connection or self.pool).fetch(
             queries["complete_jobs"].sql, ids, attempts, results, worker_id
         )
         return [row["id"] for row in rows]
+
+    async def record_result(self, *, id: int, attempt: int, worker_id: UUID, result: str) -> None:
+        await self.pool.execute(queries["record_result"].sql, id, attempt, worker_id, result)
 
     async def fail_job(
         self,
@@ -141,6 +158,7 @@ class JobStore:
         last_error: str,
         retry_delay: timedelta,
         permanent: bool,
+        default_max_attempts: int,
     ) -> JobStatus | None:
         """Returns the job's new status, or None when this worker no longer held the job."""
         status = await self.pool.fetchval(
@@ -152,23 +170,59 @@ class JobStore:
             last_error,
             retry_delay,
             permanent,
+            default_max_attempts,
         )
         return None if status is None else JobStatus(status)
+
+    async def snooze_job(self, *, id: int, attempt: int, worker_id: UUID, delay: timedelta) -> bool:
+        """False when this worker no longer held the job."""
+        snoozed = await self.pool.fetchval(queries["snooze_job"].sql, id, attempt, worker_id, delay)
+        return snoozed is not None
+
+    async def rescue_expired_jobs(
+        self, *, heartbeat_timeout: timedelta, default_max_attempts: int
+    ) -> list[int]:
+        rows = await self.pool.fetch(
+            queries["rescue_expired_jobs"].sql, heartbeat_timeout, default_max_attempts
+        )
+        return [row["id"] for row in rows]
+
+    async def release_unheld_jobs(
+        self, *, worker_id: UUID, held_ids: Sequence[int], claimed_before: timedelta
+    ) -> list[int]:
+        rows = await self.pool.fetch(
+            queries["release_unheld_jobs"].sql, worker_id, held_ids, claimed_before
+        )
+        return [row["id"] for row in rows]
 
     async def release_worker_jobs(self, *, worker_id: UUID) -> list[int]:
         rows = await self.pool.fetch(queries["release_worker_jobs"].sql, worker_id)
         return [row["id"] for row in rows]
 
-    async def register_worker(
-        self, *, id: UUID, host: str, pid: int, queues: Sequence[str], concurrency: int
+    async def heartbeat_worker(
+        self,
+        *,
+        id: UUID,
+        host: str,
+        pid: int,
+        queues: Sequence[str],
+        concurrency: int,
+        connection: asyncpg.Connection,
     ) -> None:
-        await self.pool.execute(queries["register_worker"].sql, id, host, pid, queues, concurrency)
-
-    async def heartbeat_worker(self, *, id: UUID) -> None:
-        await self.pool.execute(queries["heartbeat_worker"].sql, id)
+        """Register the worker, or refresh its heartbeat, on the worker's own connection."""
+        await connection.execute(
+            queries["heartbeat_worker"].sql, id, host, pid, queues, concurrency
+        )
 
     async def deregister_worker(self, *, id: UUID) -> None:
         await self.pool.execute(queries["deregister_worker"].sql, id)
+
+    async def delete_expired_workers(self, *, heartbeat_timeout: timedelta) -> int:
+        status = await self.pool.execute(queries["delete_expired_workers"].sql, heartbeat_timeout)
+        return int(status.split()[-1])  # "DELETE <count>"
+
+    async def ping(self, *, connection: asyncpg.Connection) -> None:
+        await connection.fetchval(queries["ping"].sql)
 
     # --- read side and operator actions -------------------------------------------------------
 
@@ -196,6 +250,9 @@ class JobStore:
 
     async def retry_job(self, *, id: int) -> bool:
         return bool(await self.pool.fetchval(queries["retry_job"].sql, id))
+
+    async def retry_failed_jobs(self, *, queue: str | None, job_type: str | None) -> int:
+        return int(await self.pool.fetchval(queries["retry_failed_jobs"].sql, queue, job_type))
 
     async def clear_pending_jobs(self, *, queue: str | None) -> int:
         return int(await self.pool.fetchval(queries["clear_pending_jobs"].sql, queue))

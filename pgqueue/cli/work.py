@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import click
 
@@ -58,24 +59,37 @@ def _split(value: str | None) -> list[str] | None:
     help="Seconds a job may run unless its class sets timeout. Default: no limit.",
 )
 @click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Retries after a failed first attempt, for jobs whose class and enqueue set none.",
+)
+@click.option(
     "--shutdown-grace",
     type=click.FloatRange(min=0),
     default=30.0,
     show_default=True,
     help="Seconds running jobs get to finish after SIGTERM/SIGINT before release.",
 )
+@click.option(
+    "--heartbeat-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds between this worker's heartbeats (and its checks for dead workers).",
+)
+@click.option(
+    "--heartbeat-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds without a heartbeat after which a worker counts as dead and its jobs are "
+    "rescued.",
+)
 @dsn_option
 @log_level_option
-def work(
-    apps: str,
-    queues: str | None,
-    concurrency: int,
-    poll_interval: float,
-    job_timeout: float | None,
-    shutdown_grace: float,
-    dsn: str | None,
-    log_level: str,
-) -> None:
+def work(apps: str, queues: str | None, dsn: str | None, log_level: str, **options: Any) -> None:
     """Run a worker until SIGTERM or SIGINT (a second signal stops at once).
 
     On stop it claims nothing more, lets running jobs finish within --shutdown-grace, then
@@ -84,26 +98,17 @@ def work(
     configure_logging(log_level)
     for app in _split(apps) or []:
         load_app(app)
-    asyncio.run(_work(dsn, _split(queues), concurrency, poll_interval, job_timeout, shutdown_grace))
+    options["timeout"] = options.pop("job_timeout")
+    asyncio.run(_work(dsn, queues=_split(queues), **options))
 
 
-async def _work(
-    dsn: str | None,
-    queues: list[str] | None,
-    concurrency: int,
-    poll_interval: float,
-    job_timeout: float | None,
-    shutdown_grace: float,
-) -> None:
+async def _work(dsn: str | None, **options: Any) -> None:
     resolved = resolve_dsn(dsn)
     log.info("database %s (from %s)", redact_dsn(resolved.dsn), resolved.source)
-    async with Queue.connect(resolved.dsn, max_size=max(4, min(concurrency, 20))) as queue:
-        worker = Worker(
-            queue,
-            queues=queues,
-            concurrency=concurrency,
-            poll_interval=poll_interval,
-            timeout=job_timeout,
-            shutdown_grace=shutdown_grace,
-        )
+    max_size = max(4, min(options["concurrency"], 20))
+    async with Queue.connect(resolved.dsn, max_size=max_size) as queue:
+        try:
+            worker = Worker(queue, **options)
+        except ValueError as error:  # options that do not fit together
+            raise click.UsageError(str(error)) from error
         await worker.run()

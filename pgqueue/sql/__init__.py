@@ -13,6 +13,10 @@ from importlib import resources
 
 #: The NOTIFY channel on which enqueueing wakes idle workers (also hard-coded in the SQL functions).
 JOBS_CHANNEL = "pgqueue_jobs"
+#: The NOTIFY channel on which cancel_job tells a worker to stop a running job (payload: its id).
+CANCEL_CHANNEL = "pgqueue_cancel"
+#: The schema revision these queries need: the alembic head of migrations/.
+SCHEMA_REVISION = "0002"
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 

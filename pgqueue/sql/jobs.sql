@@ -54,20 +54,80 @@ RETURNING j.id;
 
 -- name: fail_job
 -- Record a failed attempt (fenced like complete_jobs): back to pending after $6 when attempts
--- remain and the failure is not permanent ($7), else failed (the dead letter queue). The error is
--- appended to the history (stamped with the database clock), which keeps the last 20 attempts.
--- Returns the new status.
--- params: id bigint, attempt int, worker_id uuid, error text, last_error text, retry_delay interval, permanent bool
+-- remain (max_attempts, else the worker's default $8) and the failure is not permanent ($7),
+-- else failed (the dead letter queue). The error is appended to the history (stamped with the
+-- database clock), which keeps the last 20 attempts. Returns the new status.
+-- params: id bigint, attempt int, worker_id uuid, error text, last_error text, retry_delay interval, permanent bool, default_max_attempts int
 UPDATE pgqueue.jobs AS j
 SET status = CASE WHEN retry.again THEN 'pending' ELSE 'failed' END::pgqueue.job_status,
     run_at = CASE WHEN retry.again THEN now() + $6 ELSE j.run_at END,
     finished_at = CASE WHEN retry.again THEN NULL ELSE now() END,
     worker_id = CASE WHEN retry.again THEN NULL ELSE j.worker_id END,
     last_error = $5,
-    errors = jsonb_path_query_array(j.errors || jsonb_build_array($4::jsonb || jsonb_build_object('at', now())), '$[last - 19 to last]')
-FROM (SELECT NOT $7::bool AND attempts < max_attempts AS again FROM pgqueue.jobs WHERE id = $1) AS retry
+    errors = jsonb_path_query_array(
+        j.errors || jsonb_build_array($4::jsonb || jsonb_build_object('at', now())),
+        '$[last - 19 to last]')
+FROM (
+    SELECT NOT $7::bool AND attempts < coalesce(max_attempts, $8) AS again
+    FROM pgqueue.jobs WHERE id = $1
+) AS retry
 WHERE j.id = $1 AND j.attempts = $2 AND j.status = 'running' AND j.worker_id = $3
 RETURNING j.status::text;
+
+-- name: snooze_job
+-- The job asked to run again after $4 (pgqueue.Retry): back to pending, and the attempt is not
+-- counted. Fenced like complete_jobs. Returns the id, or nothing if the claim was lost.
+-- params: id bigint, attempt int, worker_id uuid, delay interval
+UPDATE pgqueue.jobs
+SET status = 'pending', run_at = now() + $4, attempts = attempts - 1, started_at = NULL,
+    worker_id = NULL
+WHERE id = $1 AND attempts = $2 AND status = 'running' AND worker_id = $3
+RETURNING id;
+
+-- name: record_result
+-- Store the result of a job its handler completed inside its own transaction.
+-- params: id bigint, attempt int, worker_id uuid, result text
+UPDATE pgqueue.jobs SET result = $4::jsonb
+WHERE id = $1 AND attempts = $2 AND status = 'completed' AND worker_id = $3;
+
+-- name: rescue_expired_jobs
+-- Jobs running under a worker whose heartbeat is older than $1, or whose row is gone: back to
+-- pending with the attempt counted, or failed if it was the last one (max_attempts, else $2), so
+-- a job that kills its worker every time still ends in the dead letter queue. Returns their ids.
+-- params: heartbeat_timeout interval, default_max_attempts int
+WITH lost AS MATERIALIZED (
+    SELECT j.id, j.attempts < coalesce(j.max_attempts, $2) AS again
+    FROM pgqueue.jobs AS j
+    WHERE j.status = 'running'
+      AND NOT EXISTS (
+          SELECT FROM pgqueue.workers AS w WHERE w.id = j.worker_id AND w.heartbeat_at > now() - $1::interval
+      )
+    FOR UPDATE OF j SKIP LOCKED  -- a worker rescuing at the same time takes the other rows
+)
+UPDATE pgqueue.jobs AS j
+SET status = CASE WHEN lost.again THEN 'pending' ELSE 'failed' END::pgqueue.job_status,
+    run_at = CASE WHEN lost.again THEN now() ELSE j.run_at END,
+    finished_at = CASE WHEN lost.again THEN NULL ELSE now() END,
+    worker_id = CASE WHEN lost.again THEN NULL ELSE j.worker_id END,
+    last_error = format('WorkerLost: worker %s stopped heartbeating during attempt %s',
+                        j.worker_id, j.attempts),
+    errors = jsonb_path_query_array(
+        j.errors || jsonb_build_array(jsonb_build_object(
+            'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id, 'type', 'WorkerLost',
+            'message', format('worker %s stopped heartbeating', j.worker_id), 'traceback', '')),
+        '$[last - 19 to last]')
+FROM lost
+WHERE j.id = lost.id
+RETURNING j.id;
+
+-- name: release_unheld_jobs
+-- Jobs running under this worker that it does not hold ($2), claimed over $3 ago: a claim that
+-- committed but whose reply was lost with the connection. Back to pending, attempt not charged.
+-- params: worker_id uuid, held_ids bigint[], claimed_before interval
+UPDATE pgqueue.jobs
+SET status = 'pending', attempts = greatest(attempts - 1, 0), started_at = NULL, worker_id = NULL
+WHERE worker_id = $1 AND status = 'running' AND NOT (id = ANY($2)) AND started_at < now() - $3::interval
+RETURNING id;
 
 -- name: release_worker_jobs
 -- On shutdown, put every job this worker still holds back to pending without charging the
@@ -116,7 +176,7 @@ FROM pgqueue.jobs
 WHERE $1::text IS NULL OR queue = $1;
 
 -- name: cancel_job
--- Cancel a pending job so it never runs.
+-- Cancel a pending job so it never runs, or a running one (its worker is told to stop it).
 -- params: id bigint
 SELECT pgqueue.cancel_job($1);
 
@@ -124,6 +184,11 @@ SELECT pgqueue.cancel_job($1);
 -- Bring a failed or cancelled job back to pending with fresh attempts.
 -- params: id bigint
 SELECT pgqueue.retry_job($1);
+
+-- name: retry_failed_jobs
+-- Bring failed jobs (of one queue and/or job type, when given) back to pending. Returns how many.
+-- params: queue text, job_type text
+SELECT pgqueue.retry_failed_jobs($1, $2);
 
 -- name: clear_pending_jobs
 -- Delete the pending jobs of one queue, or of all queues when $1 is NULL. Returns how many.

@@ -1,14 +1,21 @@
--- name: register_worker
--- A worker process announces itself; the row is its liveness record.
--- params: id uuid, host text, pid int, queues text[], concurrency int
-INSERT INTO pgqueue.workers (id, host, pid, queues, concurrency) VALUES ($1, $2, $3, $4, $5);
-
 -- name: heartbeat_worker
--- Prove the worker is alive, in database time.
--- params: id uuid
-UPDATE pgqueue.workers SET heartbeat_at = now() WHERE id = $1;
+-- A worker proves it is alive, in database time; the first beat registers it, and a worker
+-- whose row was removed while it was cut off registers again.
+-- params: id uuid, host text, pid int, queues text[], concurrency int
+INSERT INTO pgqueue.workers (id, host, pid, queues, concurrency) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = now();
 
 -- name: deregister_worker
 -- A worker that stopped cleanly removes its row.
 -- params: id uuid
 DELETE FROM pgqueue.workers WHERE id = $1;
+
+-- name: delete_expired_workers
+-- Remove the rows of workers whose heartbeat is older than $1 (their jobs are rescued first).
+-- params: heartbeat_timeout interval
+DELETE FROM pgqueue.workers WHERE heartbeat_at < now() - $1::interval;
+
+-- name: ping
+-- A round trip that proves a connection still works.
+-- params:
+SELECT 1;

@@ -1,4 +1,11 @@
-"""Runs one claimed job: validate it, call handle() under its timeout, record the outcome."""
+"""Runs one claimed job: validate it, call handle() under its timeout, record the outcome.
+
+The outcome follows from how handle() ended: a return completes the job; ``Retry`` snoozes it
+(the attempt not counted); ``PermanentError`` or a ``give_up_on`` type fails it at once; any
+other exception, ``SystemExit`` and a stray ``CancelledError`` included, is a failed attempt
+that is retried while attempts remain. Only the worker's own cancellation (shutdown, or
+``Queue.cancel``) propagates, recording nothing.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +17,21 @@ import inspect
 import logging
 import threading
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from asyncpg.pool import PoolConnectionProxy
 from pydantic import ValidationError
 from pydantic_core import to_json
 
+from pgqueue.errors import ClaimLost
 from pgqueue.job import Job, JobContext
+from pgqueue.records import JobStatus
 from pgqueue.registry import Registry
-from pgqueue.retry import Backoff
-from pgqueue.store import ClaimedJob
+from pgqueue.retry import Backoff, Retry, is_permanent
+from pgqueue.store import ClaimedJob, JobStore
 from pgqueue.worker.completer import Completer
 
 log = logging.getLogger("pgqueue.worker")
@@ -31,26 +41,35 @@ ErrorHook = Callable[[Job, BaseException], Awaitable[None] | None]
 _TRACEBACK_LIMIT = 8000  # characters of traceback kept per attempt
 
 
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """The worker's defaults, for what neither the job row nor its class decides."""
+
+    max_retries: int
+    backoff: Backoff
+    timeout: timedelta | None
+
+
 class JobExecutor:
     def __init__(
         self,
         *,
         registry: Registry,
+        store: JobStore,
         completer: Completer,
         worker_id: UUID,
-        timeout: timedelta | None,
-        backoff: Backoff,
+        defaults: RetryPolicy,
         error_hooks: list[ErrorHook],
     ) -> None:
         self._registry = registry
+        self._store = store
         self._completer = completer
         self._worker_id = worker_id
-        self._timeout = timeout
-        self._backoff = backoff
+        self._defaults = defaults
         self._error_hooks = error_hooks
 
     async def run(self, claimed: ClaimedJob) -> None:
-        """Run one attempt. Cancellation (worker shutdown) propagates and records nothing."""
+        """Run one attempt. The worker's own cancellation propagates and records nothing."""
         cls = self._registry.get(claimed.job_type)
         assert cls is not None, "the claim only returns registered job types"
         try:
@@ -58,44 +77,94 @@ class JobExecutor:
         except ValidationError as error:  # retrying cannot make a bad payload valid
             await self._fail(claimed, None, error, permanent=True)
             return
+        committed: list[bool] = []  # set by context.transaction() once it commits
         job._context = JobContext(
             job_id=claimed.id,
             queue=claimed.queue,
             attempt=claimed.attempt,
-            max_attempts=claimed.max_attempts,
+            max_attempts=self._max_attempts(claimed),
             worker_id=self._worker_id,
+            open_transaction=lambda: self._completing_transaction(claimed, committed),
         )
-        timeout = cls.job_options.timeout or self._timeout
+        timeout = cls.job_options.timeout or self._defaults.timeout
         deadline = asyncio.timeout(None if timeout is None else timeout.total_seconds())
         try:
             async with deadline:
                 returned = await self._call_handle(job)
             result = _serialize_result(cls, returned)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as error:  # even SystemExit must not leave the job running
-            timed_out = TimeoutError(f"job exceeded its timeout of {timeout}")
-            await self._fail(claimed, job, timed_out if deadline.expired() else error)
+        except Retry as snooze:
+            await self._completer.snooze(claimed, snooze.delay)
+        except BaseException as error:
+            if isinstance(error, asyncio.CancelledError) and _cancelled_by_worker():
+                raise
+            if committed:
+                log.warning(
+                    "job %s raised after its transaction completed it: %r", claimed.id, error
+                )
+                return
+            failure = (
+                TimeoutError(f"job exceeded its timeout of {timeout}")
+                if deadline.expired()
+                else error
+            )
+            options = cls.job_options
+            permanent = is_permanent(failure, options.retry_on, options.give_up_on)
+            await self._fail(claimed, job, failure, permanent=permanent)
         else:
-            self._completer.complete(claimed, result)
+            if not committed:
+                self._completer.complete(claimed, result)
+            elif result is not None:
+                await self._store.record_result(
+                    id=claimed.id,
+                    attempt=claimed.attempt,
+                    worker_id=self._worker_id,
+                    result=result,
+                )
+
+    def _max_attempts(self, claimed: ClaimedJob) -> int:
+        if claimed.max_attempts is not None:
+            return claimed.max_attempts
+        cls = self._registry.get(claimed.job_type)
+        retries = cls.job_options.max_retries if cls is not None else None
+        return (self._defaults.max_retries if retries is None else retries) + 1
+
+    def _backoff(self, claimed: ClaimedJob) -> Backoff:
+        cls = self._registry.get(claimed.job_type)
+        backoff = (cls.job_options.backoff if cls is not None else None) or self._defaults.backoff
+        if claimed.retry_backoff is not None:  # the enqueuer chose this job's base delay
+            backoff = dataclasses.replace(backoff, base=claimed.retry_backoff)
+        return backoff
 
     async def _call_handle(self, job: Job) -> Any:
         if inspect.iscoroutinefunction(job.handle):
             return await job.handle()
         return await _in_daemon_thread(job.handle, f"pgqueue-job-{job.context.job_id}")
 
+    @contextlib.asynccontextmanager
+    async def _completing_transaction(
+        self, claimed: ClaimedJob, committed: list[bool]
+    ) -> AsyncIterator[PoolConnectionProxy]:
+        async with self._store.pool.acquire() as connection, connection.transaction():
+            yield connection
+            written = await self._store.complete_jobs(
+                ids=[claimed.id],
+                attempts=[claimed.attempt],
+                results=[None],
+                worker_id=self._worker_id,
+                connection=connection,
+            )
+            if not written:
+                raise ClaimLost(claimed.id)  # rolls the handler's writes back with it
+        committed.append(True)
+
     async def _fail(
-        self, claimed: ClaimedJob, job: Job | None, error: BaseException, *, permanent: bool = False
+        self, claimed: ClaimedJob, job: Job | None, error: BaseException, *, permanent: bool
     ) -> None:
-        entry = _error_entry(claimed, self._worker_id, error)
-        backoff = self._backoff
-        if claimed.retry_backoff is not None:  # the enqueuer chose this job's base delay
-            backoff = dataclasses.replace(backoff, base=claimed.retry_backoff)
         status = await self._completer.fail(
             claimed,
-            error=entry,
+            error=_error_entry(claimed, self._worker_id, error),
             last_error=f"{type(error).__name__}: {error}",
-            retry_delay=backoff.delay(claimed.attempt),
+            retry_delay=self._backoff(claimed).delay(claimed.attempt),
             permanent=permanent,
         )
         log.warning(
@@ -107,6 +176,7 @@ class JobExecutor:
             status,
         )
         if job is not None:
+            job._context = dataclasses.replace(job.context, will_retry=status is JobStatus.PENDING)
             await self._call_hooks(job, error)
 
     async def _call_hooks(self, job: Job, error: BaseException) -> None:
@@ -117,6 +187,13 @@ class JobExecutor:
                     await outcome
             except Exception:
                 log.exception("on_error hook %r raised; the worker carries on", hook)
+
+
+def _cancelled_by_worker() -> bool:
+    """Whether the current task was cancelled from outside (shutdown, Queue.cancel), rather
+    than its handler raising CancelledError itself."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _in_daemon_thread(function: Callable[[], Any], name: str) -> Any:

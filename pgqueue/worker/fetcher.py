@@ -20,6 +20,7 @@ log = logging.getLogger("pgqueue.worker")
 # Floor of a sleep while due jobs exist that we could not claim (another session locks them),
 # so the loop never spins on them.
 _MIN_SLEEP = 0.02
+_MAX_ERROR_PAUSE = 5.0
 
 
 class Fetcher:
@@ -53,6 +54,7 @@ class Fetcher:
         self._nudge.set()
 
     async def run(self) -> None:
+        error_pause = _MIN_SLEEP
         while not self.stopping:
             self._nudge.clear()  # before claiming: a NOTIFY that arrives meanwhile is kept
             free = self._free_slots()
@@ -62,11 +64,11 @@ class Fetcher:
                     if await self.run_once(free) == free:
                         continue  # every slot filled and more may be due
                     sleep = await self._seconds_until_due()
-                except Exception:
-                    log.warning(
-                        "claiming jobs failed; retrying in %ss", self._poll_interval, exc_info=True
-                    )
-                    sleep = self._poll_interval
+                    error_pause = _MIN_SLEEP
+                except Exception as error:  # the database is away: back off, then try again
+                    error_pause = min(error_pause * 2, _MAX_ERROR_PAUSE, self._poll_interval)
+                    log.warning("claiming jobs failed (%s); retrying in %.1fs", error, error_pause)
+                    sleep = error_pause
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._nudge.wait(), sleep)
 

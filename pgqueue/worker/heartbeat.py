@@ -1,4 +1,8 @@
-"""The worker's row in pgqueue.workers: registered at start, beating while alive, then removed."""
+"""The worker's row in pgqueue.workers, beaten on a connection of its own.
+
+A busy pool never delays a beat. The first beat registers the worker; a beat after an outage
+registers it again if its row was removed meanwhile. On stop the row is deleted.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import socket
 from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID
+
+import asyncpg
 
 from pgqueue.store import JobStore
 
@@ -30,35 +36,49 @@ class Heartbeat:
         self._queues = queues
         self._concurrency = concurrency
         self._interval = interval.total_seconds()
+        self._connection: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self._store.register_worker(
-            id=self._worker_id,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            queues=self._queues,
-            concurrency=self._concurrency,
-        )
+        await self.run_once()  # registered before the first claim
         self._task = asyncio.create_task(self._beat(), name="pgqueue-heartbeat")
 
     async def run_once(self) -> None:
-        await self._store.heartbeat_worker(id=self._worker_id)
+        if self._connection is None:
+            self._connection = await self._store.open_connection()
+        try:
+            await self._store.heartbeat_worker(
+                id=self._worker_id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                queues=self._queues,
+                concurrency=self._concurrency,
+                connection=self._connection,
+            )
+        except BaseException:
+            self._drop_connection()  # the next beat takes a fresh one
+            raise
 
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
             try:
                 await self.run_once()
-            except Exception:  # a missed beat is retried next interval
-                log.warning("heartbeat failed; retrying in %ss", self._interval, exc_info=True)
+            except Exception as error:
+                log.warning("heartbeat failed (%s); retrying in %ss", error, self._interval)
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.terminate()  # it may be broken: no goodbye round trip
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._drop_connection()
         try:
             await self._store.deregister_worker(id=self._worker_id)
-        except Exception:  # its heartbeat stops anyway: the row just ages out
+        except Exception:  # its heartbeat has stopped anyway: the row ages out
             log.warning("could not remove worker %s's row", self._worker_id, exc_info=True)

@@ -1,7 +1,8 @@
 """Worker: claims jobs from its queues and runs them until stopped.
 
-``run()`` registers the worker, listens for enqueues, fetches and executes jobs, and on stop
-lets running jobs finish within the grace period before releasing the rest back to pending.
+``run()`` checks the schema, listens for enqueues and cancel requests, heartbeats, fetches and
+executes jobs, rescues the jobs of dead workers, and on stop lets running jobs finish within the
+grace period before releasing the rest back to pending.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from uuid import uuid4
 
@@ -22,12 +23,15 @@ from pgqueue.registry import Registry, registry
 from pgqueue.retry import Backoff
 from pgqueue.store import ClaimedJob
 from pgqueue.worker.completer import Completer
-from pgqueue.worker.executor import ErrorHook, JobExecutor
+from pgqueue.worker.executor import ErrorHook, JobExecutor, RetryPolicy
 from pgqueue.worker.fetcher import Fetcher
 from pgqueue.worker.heartbeat import Heartbeat
 from pgqueue.worker.listener import Listener
+from pgqueue.worker.maintenance import Maintenance
 
 log = logging.getLogger("pgqueue.worker")
+
+DEFAULT_MAX_RETRIES = 3
 
 
 class Worker:
@@ -41,32 +45,44 @@ class Worker:
         concurrency: int = 10,
         poll_interval: timedelta | float = timedelta(seconds=5),
         timeout: timedelta | float | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        backoff: Backoff | None = None,
         shutdown_grace: timedelta | float = timedelta(seconds=30),
         heartbeat_interval: timedelta | float = timedelta(seconds=5),
-        backoff: Backoff | None = None,
+        heartbeat_timeout: timedelta | float = timedelta(seconds=30),
         job_registry: Registry | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be at least 0, got {max_retries}")
         self.id = uuid4()
         self._queue = queue
         self._queues = None if queues is None else [check_queue_name(q) for q in queues]
         self._concurrency = concurrency
         self._poll_interval = _positive(poll_interval, "poll_interval")
-        self._timeout = as_timedelta(timeout, "timeout")
+        self._defaults = RetryPolicy(
+            max_retries=max_retries,
+            backoff=backoff or Backoff(),
+            timeout=as_timedelta(timeout, "timeout"),
+        )
         self._grace = _positive(shutdown_grace, "shutdown_grace", allow_zero=True)
         self._heartbeat_interval = _positive(heartbeat_interval, "heartbeat_interval")
-        self._backoff = backoff or Backoff()
+        self._heartbeat_timeout = _positive(heartbeat_timeout, "heartbeat_timeout")
+        if self._heartbeat_timeout <= self._heartbeat_interval:
+            raise ValueError("heartbeat_timeout must be longer than heartbeat_interval")
         self._registry = job_registry or registry
         self._error_hooks: list[ErrorHook] = []
         self._active: dict[int, asyncio.Task[None]] = {}
+        self._held: set[int] = set()  # claimed, outcome not yet written
         self._fetcher: Fetcher | None = None
         self._hurry = asyncio.Event()
         self._finished = asyncio.Event()
         self._finished.set()
 
     def on_error(self, hook: ErrorHook) -> ErrorHook:
-        """Call ``hook(job, exc)`` (sync or async) after a job's attempt fails."""
+        """Call ``hook(job, exc)`` (sync or async) after a job's attempt fails;
+        ``job.context.attempt`` and ``job.context.will_retry`` say where it stands."""
         self._error_hooks.append(hook)
         return hook
 
@@ -75,24 +91,41 @@ class Worker:
         if not self._finished.is_set():
             raise RuntimeError("this worker is already running")
         queues, job_types = self._work_plan()
+        store = self._queue.store
+        await store.check_schema()
         self._finished.clear()
         self._hurry.clear()
-        store = self._queue.store
-        completer = Completer(store, self.id)
+        completer = Completer(
+            store,
+            self.id,
+            default_max_attempts=self._defaults.max_retries + 1,
+            on_written=self._written,
+        )
         fetcher = self._fetcher = self._build_fetcher(queues, job_types, completer)
-        listener = Listener(store.pool, queues, fetcher.nudge)
+        listener = Listener(store, queues, self._heartbeat_interval, fetcher.nudge, self._cancel)
         heartbeat = Heartbeat(store, self.id, queues, self._concurrency, self._heartbeat_interval)
+        maintenance = Maintenance(
+            store,
+            worker_id=self.id,
+            heartbeat_timeout=self._heartbeat_timeout,
+            interval=self._heartbeat_interval,
+            default_max_attempts=self._defaults.max_retries + 1,
+            held_ids=lambda: self._held,
+            on_released=fetcher.nudge,
+        )
         with self._signal_handlers():  # through shutdown too, so a second signal can hurry it
             try:
                 await listener.start()
                 completer.start()
                 await heartbeat.start()  # registered last: a worker row means it is listening
+                maintenance.start()
                 await fetcher.run()
             except asyncio.CancelledError:
                 self._hurry.set()  # cancelled from outside: no grace period
                 raise
             finally:
                 try:
+                    await maintenance.stop()
                     await self._shutdown(completer)
                     await listener.close()
                     await heartbeat.stop()
@@ -123,10 +156,10 @@ class Worker:
     ) -> Fetcher:
         executor = JobExecutor(
             registry=self._registry,
+            store=self._queue.store,
             completer=completer,
             worker_id=self.id,
-            timeout=self._timeout,
-            backoff=self._backoff,
+            defaults=self._defaults,
             error_hooks=self._error_hooks,
         )
         return Fetcher(
@@ -154,11 +187,14 @@ class Worker:
     def _start(self, executor: JobExecutor, job: ClaimedJob) -> None:
         task = asyncio.create_task(executor.run(job), name=f"pgqueue-job-{job.id}")
         self._active[job.id] = task
+        self._held.add(job.id)
         task.add_done_callback(lambda t: self._finish(job.id, t))
 
     def _finish(self, job_id: int, task: asyncio.Task[None]) -> None:
         del self._active[job_id]
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():
+            self._held.discard(job_id)  # cancelled (its row says so) or released at shutdown
+        elif task.exception() is not None:
             log.error(
                 "job %s: its outcome could not be recorded; it stays running until released",
                 job_id,
@@ -166,6 +202,15 @@ class Worker:
             )
         if self._fetcher is not None:
             self._fetcher.nudge()
+
+    def _written(self, job_ids: Iterable[int]) -> None:
+        self._held.difference_update(job_ids)
+
+    def _cancel(self, job_id: int) -> None:
+        task = self._active.get(job_id)
+        if task is not None:
+            log.info("job %s was cancelled while running: stopping it", job_id)
+            task.cancel()
 
     async def _shutdown(self, completer: Completer) -> None:
         await self._wait_for_running_jobs()
@@ -179,6 +224,7 @@ class Worker:
         except Exception:
             log.exception("worker %s: could not record the last outcomes on shutdown", self.id)
             return
+        self._held.clear()
         if released:
             log.info(
                 "worker %s released %s unfinished jobs back to pending: %s",

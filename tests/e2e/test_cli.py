@@ -9,6 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from pgqueue.sql import SCHEMA_REVISION
 from tests.e2e.conftest import pgqueue_command
 
 
@@ -20,7 +21,8 @@ async def test_migrate_creates_the_schema_and_is_idempotent(empty_dsn: str) -> N
     connection = await asyncpg.connect(empty_dsn)
     try:
         assert (
-            await connection.fetchval("SELECT version_num FROM pgqueue.alembic_version") == "0001"
+            await connection.fetchval("SELECT version_num FROM pgqueue.alembic_version")
+            == SCHEMA_REVISION
         )
         assert (
             await connection.fetchval("SELECT to_regclass('pgqueue.jobs')::text") == "pgqueue.jobs"
@@ -42,7 +44,8 @@ async def test_migrate_sql_output_applies_to_an_empty_database(empty_dsn: str) -
     try:
         await connection.execute(result.stdout)  # what a DBA would feed to psql
         assert (
-            await connection.fetchval("SELECT version_num FROM pgqueue.alembic_version") == "0001"
+            await connection.fetchval("SELECT version_num FROM pgqueue.alembic_version")
+            == SCHEMA_REVISION
         )
         with pytest.raises(asyncpg.InvalidParameterValueError, match="delay -00:00:01 is negative"):
             await connection.fetchval("SELECT pgqueue.enqueue('x', delay => '-1 second')")

@@ -8,6 +8,8 @@ import asyncpg
 from alembic import command
 from alembic.config import Config
 
+from pgqueue.sql import SCHEMA_REVISION
+
 APP_ENV = """
 from alembic import context
 from sqlalchemy import create_engine, pool
@@ -49,7 +51,8 @@ async def test_app_env_upgrades_its_own_history_and_pgqueues_side_by_side(
     try:
         assert await connection.fetchval("SELECT version_num FROM public.alembic_version") == "app1"
         assert (
-            await connection.fetchval("SELECT version_num FROM pgqueue.alembic_version") == "0001"
+            await connection.fetchval("SELECT version_num FROM pgqueue.alembic_version")
+            == SCHEMA_REVISION
         )
         assert await connection.fetchval("SELECT pgqueue.enqueue('x', '{}')") == 1
         assert await connection.fetchval("SELECT to_regclass('public.orders')::text") == "orders"

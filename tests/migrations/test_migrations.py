@@ -17,13 +17,14 @@ from sqlalchemy.engine import make_url
 
 from pgqueue import JobStatus, Queue, SchemaNotInstalled
 from pgqueue.migrate import downgrade, run_migrations, upgrade, upgrade_sql
+from pgqueue.sql import SCHEMA_REVISION
 from tests.jobs import Echo
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 async def schema_state(dsn: str) -> dict[str, object]:
-    """What revision 0001 creates, and the revision alembic has recorded."""
+    """What the migrations create, and the revision alembic has recorded."""
     connection = await asyncpg.connect(dsn)
     try:
         row = await connection.fetchrow(
@@ -45,8 +46,8 @@ INSTALLED = {
     "jobs": True,
     "workers": True,
     "job_status": True,
-    "functions": 4,
-    "versions": ["0001"],
+    "functions": 5,  # enqueue, enqueue_batch, cancel_job, retry_job, retry_failed_jobs
+    "versions": [SCHEMA_REVISION],
 }
 REMOVED = {"jobs": False, "workers": False, "job_status": False, "functions": 0, "versions": []}
 
@@ -110,7 +111,7 @@ def test_run_migrations_on_an_applications_sync_connection(empty_dsn: str) -> No
     finally:
         engine.dispose()
 
-    assert (jobs, version) == ("pgqueue.jobs", "0001")
+    assert (jobs, version) == ("pgqueue.jobs", SCHEMA_REVISION)
 
 
 # --- the wheel --------------------------------------------------------------------------------

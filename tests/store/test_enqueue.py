@@ -356,7 +356,7 @@ async def test_class_defaults_apply_when_no_option_is_given(
     assert dict(row or {}) == {
         "queue": "tests",
         "priority": 0,
-        "max_attempts": 4,
+        "max_attempts": None,  # nothing more specific than the worker's default
         "retry_backoff": None,
         "due_now": True,
     }
@@ -405,7 +405,7 @@ async def test_sql_function_enqueue_with_named_arguments(db: asyncpg.Connection)
         row["max_attempts"],
         row["status"],
         row["delay"],
-    ) == ("reports.build", "reports", 2, 4, "pending", timedelta(hours=1))
+    ) == ("reports.build", "reports", 2, None, "pending", timedelta(hours=1))
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from pgqueue import (
     QueueStats,
     WaitTimeout,
 )
-from tests.factories import status_of
+from tests.factories import eventually, status_of
 from tests.jobs import Echo, Summarize, Summary
 
 ERROR = {
@@ -273,8 +273,8 @@ async def test_cancel_of_a_pending_job_cancels_it(queue: Queue, db: asyncpg.Conn
     assert tuple(row or ()) == ("cancelled", True)
 
 
-@pytest.mark.parametrize("status", ["running", "completed", "failed", "cancelled"])
-async def test_cancel_of_a_job_that_is_not_pending_returns_false_and_changes_nothing(
+@pytest.mark.parametrize("status", ["completed", "failed", "cancelled"])
+async def test_cancel_of_a_finished_job_returns_false_and_changes_nothing(
     queue: Queue, db: asyncpg.Connection, status: str
 ) -> None:
     [job_id] = await enqueue_in_states(queue, db, status)
@@ -282,6 +282,19 @@ async def test_cancel_of_a_job_that_is_not_pending_returns_false_and_changes_not
     assert await queue.cancel(job_id) is False
 
     assert await status_of(db, job_id) == status
+
+
+async def test_cancel_of_a_running_job_cancels_it_and_notifies_its_worker(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    [job_id] = await enqueue_in_states(queue, db, "running")
+    requests: list[str] = []
+    await db.add_listener("pgqueue_cancel", lambda *args: requests.append(args[-1]))
+
+    assert await queue.cancel(job_id) is True
+
+    assert await status_of(db, job_id) == "cancelled"
+    assert await eventually(lambda: requests, until=lambda found: found == [str(job_id)])
 
 
 async def test_cancel_of_an_unknown_job_returns_false(queue: Queue) -> None:

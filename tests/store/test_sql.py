@@ -63,6 +63,7 @@ async def fail(
         last_error=f"RuntimeError: attempt {attempt} failed",
         retry_delay=retry_delay,
         permanent=permanent,
+        default_max_attempts=4,
     )
 
 
@@ -449,14 +450,13 @@ async def test_release_puts_the_workers_running_jobs_back_and_uncharges_the_atte
 # --- workers ----------------------------------------------------------------------------------
 
 
-async def test_worker_registers_heartbeats_and_deregisters(
+async def test_worker_registers_with_its_first_heartbeat_and_deregisters(
     queue: Queue, db: asyncpg.Connection
 ) -> None:
     worker_id = uuid4()
 
-    await queue.store.register_worker(
-        id=worker_id, host="box", pid=42, queues=["tests", "default"], concurrency=8
-    )
+    worker = {"id": worker_id, "host": "box", "pid": 42, "queues": ["tests", "default"]}
+    await queue.store.heartbeat_worker(**worker, concurrency=8, connection=db)
     row = await db.fetchrow("SELECT host, pid, queues, concurrency FROM pgqueue.workers")
     assert dict(row or {}) == {
         "host": "box",
@@ -466,7 +466,8 @@ async def test_worker_registers_heartbeats_and_deregisters(
     }
 
     await db.execute("UPDATE pgqueue.workers SET heartbeat_at = now() - interval '1 h'")
-    await queue.store.heartbeat_worker(id=worker_id)
+    await queue.store.heartbeat_worker(**worker, concurrency=8, connection=db)  # an update
+    assert await db.fetchval("SELECT count(*) FROM pgqueue.workers") == 1
     assert await db.fetchval(
         "SELECT heartbeat_at > now() - interval '1 min' FROM pgqueue.workers WHERE id = $1",
         worker_id,

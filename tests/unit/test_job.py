@@ -61,10 +61,12 @@ def test_class_keywords_set_queue_max_retries_and_timeout() -> None:
     )
 
 
-def test_defaults_are_queue_default_three_retries_no_timeout() -> None:
+def test_defaults_are_queue_default_and_the_workers_retry_policy() -> None:
     options = Plain.job_options
 
-    assert (options.queue, options.max_retries, options.timeout) == ("default", 3, None)
+    assert (options.queue, options.timeout) == ("default", None)
+    assert (options.max_retries, options.backoff) == (None, None)  # the worker decides
+    assert (options.retry_on, options.give_up_on) == ((), ())
 
 
 def test_default_registered_name_is_module_and_qualified_name() -> None:
