@@ -1,6 +1,7 @@
 """pgqueue: a PostgreSQL-native durable job queue. Enqueue inside your transaction."""
 
 from pgqueue.errors import (
+    ClaimLost,
     ConfigurationError,
     DuplicateJobType,
     InvalidJob,
@@ -10,17 +11,19 @@ from pgqueue.errors import (
     JobNotFound,
     PgQueueError,
     SchemaNotInstalled,
+    SchemaOutdated,
     UnregisteredJob,
     WaitTimeout,
 )
 from pgqueue.job import Job, JobContext
 from pgqueue.queue import Queue
 from pgqueue.records import JobError, JobRecord, JobStatus, QueueStats
-from pgqueue.retry import Backoff
+from pgqueue.retry import Backoff, PermanentError, Retry
 from pgqueue.worker import Worker
 
 __all__ = [
     "Backoff",
+    "ClaimLost",
     "ConfigurationError",
     "DuplicateJobType",
     "InvalidJob",
@@ -33,10 +36,13 @@ __all__ = [
     "JobNotFound",
     "JobRecord",
     "JobStatus",
+    "PermanentError",
     "PgQueueError",
     "Queue",
     "QueueStats",
+    "Retry",
     "SchemaNotInstalled",
+    "SchemaOutdated",
     "UnregisteredJob",
     "WaitTimeout",
     "Worker",

@@ -71,9 +71,10 @@ class JobContext:
     def transaction(self) -> AbstractAsyncContextManager[Any]:
         """A transaction (yielding an asyncpg connection) that also completes this job.
 
-        If it commits, the job is ``completed`` with it; if it rolls back, or the worker dies
-        first, neither happened and a retry does the work once: exactly-once effects for writes
-        to this database. Raises ClaimLost (rolling back) if the job was cancelled or rescued.
+        It commits when ``handle()`` returns, together with the job's completion and result;
+        if ``handle()`` raises, or the worker dies first, neither happened and a retry does the
+        work once: exactly-once effects for writes to this database. If the job was cancelled
+        or rescued meanwhile it rolls back and the attempt fails with ClaimLost.
         """
         if self.open_transaction is None:
             raise RuntimeError("this job is not running in a worker, so it has no transaction")

@@ -145,9 +145,6 @@ class JobStore:
         )
         return [row["id"] for row in rows]
 
-    async def record_result(self, *, id: int, attempt: int, worker_id: UUID, result: str) -> None:
-        await self.pool.execute(queries["record_result"].sql, id, attempt, worker_id, result)
-
     async def fail_job(
         self,
         *,

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from pgqueue import Job
+from pgqueue import Job, PermanentError, Retry
 
 
 def record(path: str, line: str) -> None:
@@ -112,3 +113,84 @@ class BlockingSleep(Job, queue="tests"):
     def handle(self) -> None:
         record(self.log_path, f"start {self.context.job_id}")
         time.sleep(self.seconds)
+
+
+class Permanent(Job, queue="tests", max_retries=5):
+    """Gives up at once, whatever its retries."""
+
+    async def handle(self) -> None:
+        raise PermanentError("the card number is invalid")
+
+
+class GivesUpOnValueError(Job, queue="tests", max_retries=5, give_up_on=[ValueError]):
+    error: str  # "value" or "runtime"
+
+    async def handle(self) -> None:
+        raise ValueError("bad input") if self.error == "value" else RuntimeError("flaky")
+
+
+class RetriesOnlyConnectionErrors(Job, queue="tests", max_retries=5, retry_on=[ConnectionError]):
+    error: str  # "connection" or "key"
+
+    async def handle(self) -> None:
+        raise ConnectionError("reset") if self.error == "connection" else KeyError("missing")
+
+
+class AlwaysFails(Job, queue="tests"):
+    """No max_retries of its own: the enqueue, or else the worker, decides."""
+
+    async def handle(self) -> None:
+        raise RuntimeError(f"attempt {self.context.attempt} fails")
+
+
+class Snoozer(Job, queue="tests"):
+    """Asks to be run again later (Retry) ``snoozes`` times, logging each run."""
+
+    snoozes: int
+    log_path: str
+
+    def handle(self) -> str:
+        record(self.log_path, "run")
+        if len(Path(self.log_path).read_text().splitlines()) <= self.snoozes:
+            raise Retry(delay=0.05, reason="not ready yet")
+        return "done"
+
+
+class StrayCancel(Job, queue="tests", max_retries=0):
+    """Its handler raises CancelledError itself, which is not a cancellation by the worker."""
+
+    async def handle(self) -> None:
+        raise asyncio.CancelledError("raised by the handler")
+
+
+class TransactionalWrite(Job, queue="tests"):
+    """Writes a row in the same transaction that completes the job; fails after it if asked."""
+
+    order_id: int
+    fail_in_transaction: bool = False
+
+    async def handle(self) -> str:
+        async with self.context.transaction() as connection:
+            await connection.execute(
+                "INSERT INTO receipts (order_id, attempt) VALUES ($1, $2)",
+                self.order_id,
+                self.context.attempt,
+            )
+            if self.fail_in_transaction and self.context.attempt == 1:
+                raise RuntimeError("crashed before commit")
+        return f"receipt for {self.order_id}"
+
+
+class WaitingTransactionalWrite(Job, queue="tests", max_retries=0):
+    """Writes in its completing transaction, then waits there until ``release_path`` exists."""
+
+    order_id: int
+    log_path: str
+    release_path: str
+
+    async def handle(self) -> None:
+        async with self.context.transaction() as connection:
+            await connection.execute("INSERT INTO receipts VALUES ($1, 1)", self.order_id)
+            record(self.log_path, "written")
+            while not os.path.exists(self.release_path):  # noqa: ASYNC110, ASYNC240
+                await asyncio.sleep(0.01)

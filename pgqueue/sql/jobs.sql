@@ -84,12 +84,6 @@ SET status = 'pending', run_at = now() + $4, attempts = attempts - 1, started_at
 WHERE id = $1 AND attempts = $2 AND status = 'running' AND worker_id = $3
 RETURNING id;
 
--- name: record_result
--- Store the result of a job its handler completed inside its own transaction.
--- params: id bigint, attempt int, worker_id uuid, result text
-UPDATE pgqueue.jobs SET result = $4::jsonb
-WHERE id = $1 AND attempts = $2 AND status = 'completed' AND worker_id = $3;
-
 -- name: rescue_expired_jobs
 -- Jobs running under a worker whose heartbeat is older than $1, or whose row is gone: back to
 -- pending with the attempt counted, or failed if it was the last one (max_attempts, else $2), so

@@ -51,6 +51,10 @@ class Completer:
         self._pending.append((job, result))
         self._has_pending.set()
 
+    def completed_elsewhere(self, job: ClaimedJob) -> None:
+        """The job's own transaction recorded its completion (context.transaction())."""
+        self._on_written([job.id])
+
     async def fail(
         self,
         job: ClaimedJob,

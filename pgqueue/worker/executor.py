@@ -23,6 +23,7 @@ from typing import Any
 from uuid import UUID
 
 from asyncpg.pool import PoolConnectionProxy
+from asyncpg.transaction import Transaction
 from pydantic import ValidationError
 from pydantic_core import to_json
 
@@ -77,31 +78,30 @@ class JobExecutor:
         except ValidationError as error:  # retrying cannot make a bad payload valid
             await self._fail(claimed, None, error, permanent=True)
             return
-        committed: list[bool] = []  # set by context.transaction() once it commits
+        transaction = _CompletingTransaction(self._store, claimed, self._worker_id)
         job._context = JobContext(
             job_id=claimed.id,
             queue=claimed.queue,
             attempt=claimed.attempt,
             max_attempts=self._max_attempts(claimed),
             worker_id=self._worker_id,
-            open_transaction=lambda: self._completing_transaction(claimed, committed),
+            open_transaction=transaction.open,
         )
         timeout = cls.job_options.timeout or self._defaults.timeout
         deadline = asyncio.timeout(None if timeout is None else timeout.total_seconds())
         try:
-            async with deadline:
-                returned = await self._call_handle(job)
-            result = _serialize_result(cls, returned)
+            try:
+                async with deadline:
+                    returned = await self._call_handle(job)
+                result = _serialize_result(cls, returned)
+                await transaction.commit_with(result)
+            finally:
+                await transaction.close()  # rolls back unless committed
         except Retry as snooze:
             await self._completer.snooze(claimed, snooze.delay)
         except BaseException as error:
             if isinstance(error, asyncio.CancelledError) and _cancelled_by_worker():
                 raise
-            if committed:
-                log.warning(
-                    "job %s raised after its transaction completed it: %r", claimed.id, error
-                )
-                return
             failure = (
                 TimeoutError(f"job exceeded its timeout of {timeout}")
                 if deadline.expired()
@@ -111,15 +111,10 @@ class JobExecutor:
             permanent = is_permanent(failure, options.retry_on, options.give_up_on)
             await self._fail(claimed, job, failure, permanent=permanent)
         else:
-            if not committed:
+            if transaction.committed:
+                self._completer.completed_elsewhere(claimed)
+            else:
                 self._completer.complete(claimed, result)
-            elif result is not None:
-                await self._store.record_result(
-                    id=claimed.id,
-                    attempt=claimed.attempt,
-                    worker_id=self._worker_id,
-                    result=result,
-                )
 
     def _max_attempts(self, claimed: ClaimedJob) -> int:
         if claimed.max_attempts is not None:
@@ -139,23 +134,6 @@ class JobExecutor:
         if inspect.iscoroutinefunction(job.handle):
             return await job.handle()
         return await _in_daemon_thread(job.handle, f"pgqueue-job-{job.context.job_id}")
-
-    @contextlib.asynccontextmanager
-    async def _completing_transaction(
-        self, claimed: ClaimedJob, committed: list[bool]
-    ) -> AsyncIterator[PoolConnectionProxy]:
-        async with self._store.pool.acquire() as connection, connection.transaction():
-            yield connection
-            written = await self._store.complete_jobs(
-                ids=[claimed.id],
-                attempts=[claimed.attempt],
-                results=[None],
-                worker_id=self._worker_id,
-                connection=connection,
-            )
-            if not written:
-                raise ClaimLost(claimed.id)  # rolls the handler's writes back with it
-        committed.append(True)
 
     async def _fail(
         self, claimed: ClaimedJob, job: Job | None, error: BaseException, *, permanent: bool
@@ -187,6 +165,54 @@ class JobExecutor:
                     await outcome
             except Exception:
                 log.exception("on_error hook %r raised; the worker carries on", hook)
+
+
+class _CompletingTransaction:
+    """``context.transaction()``: the handler's writes commit together with the job's completion
+    (result included) when handle() returns, and roll back if it raises or the claim was lost."""
+
+    def __init__(self, store: JobStore, claimed: ClaimedJob, worker_id: UUID) -> None:
+        self._store = store
+        self._claimed = claimed
+        self._worker_id = worker_id
+        self._connection: PoolConnectionProxy | None = None
+        self._transaction: Transaction | None = None
+        self.committed = False
+
+    @contextlib.asynccontextmanager
+    async def open(self) -> AsyncIterator[PoolConnectionProxy]:
+        if self._connection is not None:
+            raise RuntimeError("context.transaction() can be opened once per attempt")
+        self._connection = await self._store.pool.acquire()
+        self._transaction = self._connection.transaction()
+        await self._transaction.start()
+        yield self._connection  # an exception here reaches run(), which rolls back
+
+    async def commit_with(self, result: str | None) -> None:
+        if self._connection is None or self._transaction is None:
+            return
+        written = await self._store.complete_jobs(
+            ids=[self._claimed.id],
+            attempts=[self._claimed.attempt],
+            results=[result],
+            worker_id=self._worker_id,
+            connection=self._connection,
+        )
+        if not written:
+            raise ClaimLost(self._claimed.id)  # rolls the handler's writes back with it
+        await self._transaction.commit()
+        self.committed = True
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            if not self.committed and self._transaction is not None:
+                with contextlib.suppress(Exception):  # the connection may be gone already
+                    await self._transaction.rollback()
+        finally:
+            await self._store.pool.release(connection)
 
 
 def _cancelled_by_worker() -> bool:

@@ -236,7 +236,10 @@ async def test_claim_whose_reply_was_lost_with_the_connection_still_runs(
 ) -> None:
     """A claim can commit while its reply is lost with the connection (asyncpg's pool even
     raises after the rows arrived, when resetting a connection killed just then): the worker
-    never learns it holds the job. It must not stay ``running`` under a live worker forever."""
+    never learns it holds the job. It must not stay ``running`` under a live worker forever.
+
+    Here the claim committed a minute ago (its connection stalled, then died), so a worker may
+    rightly wait a while before it decides a claim of its own is not merely still in flight."""
     log = tmp_path / "runs.log"
     process = workers.start("--app", APPS, *FAST_HEARTBEAT)
     worker_id = await worker_id_of(db, process)
@@ -245,7 +248,8 @@ async def test_claim_whose_reply_was_lost_with_the_connection_still_runs(
     # The claim's effect (as claim_jobs writes it), committed behind the worker's back ...
     claimed = await db.execute(
         "UPDATE pgqueue.jobs SET status = 'running', attempts = attempts + 1, run_at = now(), "
-        "started_at = now(), finished_at = NULL, worker_id = $1 WHERE id = $2",
+        "started_at = now() - interval '1 minute', finished_at = NULL, worker_id = $1 "
+        "WHERE id = $2",
         worker_id,
         job_id,
     )
