@@ -6,6 +6,7 @@ JSON travels as text in both directions, so the caller's connection codecs never
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,6 +53,17 @@ class JobStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self._pool_executor = AsyncpgExecutor(pool)
+
+    async def _fetch_keeping_rows(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        """``pool.fetch`` for a statement whose effect must not be lost: if the server ends the
+        connection right after the rows arrived, the pool's reset on release raises, and the
+        rows (jobs already claimed, or completions already committed) would be dropped."""
+        connection = await self.pool.acquire()
+        try:
+            return await connection.fetch(sql, *args)
+        finally:
+            with contextlib.suppress(Exception):  # the pool has discarded the broken connection
+                await self.pool.release(connection)
 
     async def open_connection(self) -> asyncpg.Connection:
         """A new connection outside the pool, made with the pool's own connect arguments, for
@@ -108,7 +120,7 @@ class JobStore:
     async def claim_jobs(
         self, *, queues: Sequence[str], job_types: Sequence[str], worker_id: UUID, max_jobs: int
     ) -> list[ClaimedJob]:
-        rows = await self.pool.fetch(
+        rows = await self._fetch_keeping_rows(
             queries["claim_jobs"].sql, queues, job_types, worker_id, max_jobs
         )
         return [
@@ -140,9 +152,11 @@ class JobStore:
         connection: asyncpg.Connection | PoolConnectionProxy | None = None,
     ) -> list[int]:
         """Returns the ids written; with ``connection``, inside its transaction."""
-        rows = await (connection or self.pool).fetch(
-            queries["complete_jobs"].sql, ids, attempts, results, worker_id
-        )
+        sql = queries["complete_jobs"].sql
+        if connection is not None:
+            rows = await connection.fetch(sql, ids, attempts, results, worker_id)
+        else:
+            rows = await self._fetch_keeping_rows(sql, ids, attempts, results, worker_id)
         return [row["id"] for row in rows]
 
     async def fail_job(

@@ -194,3 +194,18 @@ class WaitingTransactionalWrite(Job, queue="tests", max_retries=0):
             record(self.log_path, "written")
             while not os.path.exists(self.release_path):  # noqa: ASYNC110, ASYNC240
                 await asyncio.sleep(0.01)
+
+
+class RaisesBaseException(Job, queue="tests", max_retries=0):
+    """Raises SystemExit or KeyboardInterrupt, async or from a thread."""
+
+    kind: str  # "SystemExit" or "KeyboardInterrupt"
+    in_thread: bool = False
+
+    async def handle(self) -> None:
+        if self.in_thread:
+            await asyncio.to_thread(self.raise_it)
+        self.raise_it()
+
+    def raise_it(self) -> None:
+        raise SystemExit(3) if self.kind == "SystemExit" else KeyboardInterrupt

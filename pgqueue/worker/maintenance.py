@@ -21,8 +21,9 @@ from pgqueue.store import JobStore
 
 log = logging.getLogger("pgqueue.worker")
 
-# A claim this worker made within this window may not have reached its memory yet.
-_CLAIM_IN_FLIGHT = timedelta(seconds=30)
+# A claim this worker made within this window may not have reached its memory yet (one claim is
+# in flight at a time, and takes milliseconds).
+_CLAIM_IN_FLIGHT = timedelta(seconds=10)
 
 
 class Maintenance:

@@ -21,6 +21,7 @@ from tests.jobs import (
     GivesUpOnValueError,
     Note,
     Permanent,
+    RaisesBaseException,
     RetriesOnlyConnectionErrors,
     Sleep,
     Snoozer,
@@ -266,3 +267,17 @@ async def test_worker_refuses_a_schema_older_than_the_code(queue: Queue, dsn: st
         await Worker(queue).run()
     with pytest.raises(SchemaOutdated, match="run `pgqueue migrate`"):
         await Queue.connect(dsn)
+
+
+@pytest.mark.parametrize("kind", ["SystemExit", "KeyboardInterrupt"])
+@pytest.mark.parametrize("in_thread", [False, True], ids=["async", "thread"])
+async def test_base_exceptions_from_handlers_fail_the_job_and_spare_the_worker(
+    queue: Queue, db: asyncpg.Connection, tmp_path: Path, kind: str, in_thread: bool
+) -> None:
+    async with running(queue):
+        job_id = await queue.enqueue(RaisesBaseException(kind=kind, in_thread=in_thread))
+        with pytest.raises(JobFailed, match=kind):
+            await queue.wait_for(job_id, 10)
+        after = await queue.enqueue(Note(log_path=str(tmp_path / "runs.log")))
+        await queue.wait_for(after, 10)
+    assert await attempts_and_status(db, job_id) == (1, "failed")
