@@ -17,7 +17,14 @@ from pgqueue.errors import (
 )
 from pgqueue.job import Job, JobContext
 from pgqueue.queue import Queue
-from pgqueue.records import JobError, JobRecord, JobStatus, QueueStats
+from pgqueue.records import (
+    JobError,
+    JobRecord,
+    JobStatus,
+    QueueOverview,
+    QueueStats,
+    WorkerRecord,
+)
 from pgqueue.retry import Backoff, PermanentError, Retry
 from pgqueue.worker import Worker
 
@@ -39,6 +46,7 @@ __all__ = [
     "PermanentError",
     "PgQueueError",
     "Queue",
+    "QueueOverview",
     "QueueStats",
     "Retry",
     "SchemaNotInstalled",
@@ -46,4 +54,5 @@ __all__ = [
     "UnregisteredJob",
     "WaitTimeout",
     "Worker",
+    "WorkerRecord",
 ]

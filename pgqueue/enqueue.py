@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Generator
 from dataclasses import dataclass, replace
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 from pydantic import ValidationError
 
 from pgqueue.errors import InvalidJob, UnregisteredJob
-from pgqueue.job import Job, as_timedelta, check_queue_name
+from pgqueue.job import Job, JobOptions, as_timedelta, check_queue_name
 from pgqueue.registry import registry
 from pgqueue.store import NewJob
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from pgqueue.queue import Queue
 
 _SMALLINT_MAX = 32767
+_JOB_TYPE_MAX = 255
 # A JSON \u0000 escape (jsonb cannot store NUL), not preceded by an escaped backslash.
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -43,21 +45,45 @@ def prepare(job: object, options: EnqueueOptions) -> NewJob:
             "and define handle()"
         )
     cls = type(job)
-    defaults = cls.job_options
     try:
         payload = job.model_dump_json()
         cls.model_validate_json(payload)  # what the worker will load must validate too
     except (ValidationError, ValueError, TypeError) as error:
         raise InvalidJob(f"{cls.__qualname__} payload does not validate: {error}") from error
+    return _row(cls.job_options.name, payload, options, cls.job_options)
+
+
+def prepare_by_name(job_type: str, payload: object, options: EnqueueOptions) -> NewJob:
+    """A row for a job given by its registered name and a JSON object (operators, other tools).
+
+    A job type registered in this process is validated by its class; any other is written as
+    given (its worker validates it when it runs).
+    """
+    cls = registry.get(job_type)
+    if cls is not None:
+        try:
+            job = cls.model_validate(payload)
+        except ValidationError as error:
+            raise InvalidJob(f"payload does not validate as {job_type}: {error}") from error
+        return prepare(job, options)
+    if not isinstance(payload, dict):
+        raise InvalidJob(f"the payload must be a JSON object, got {type(payload).__name__}")
+    if not 1 <= len(job_type) <= _JOB_TYPE_MAX:
+        raise InvalidJob(f"job type {job_type!r} must be 1 to {_JOB_TYPE_MAX} characters")
+    return _row(job_type, json.dumps(payload), options, JobOptions(name=job_type))
+
+
+def _row(job_type: str, payload: str, options: EnqueueOptions, defaults: JobOptions) -> NewJob:
+    """The row for a JSON payload, the options checked and the class's defaults applied."""
     if _NUL_ESCAPE.search(payload):
         raise InvalidJob(
-            f"{cls.__qualname__} payload contains a NUL character (\\u0000), "
-            "which PostgreSQL cannot store in jsonb: remove it or encode the value"
+            f"the {job_type} payload contains a NUL character (\\u0000), which PostgreSQL "
+            "cannot store in jsonb: remove it or encode the value"
         )
     # Most specific first: builder/enqueue keywords, then the class; else NULL, the worker's.
     max_retries = defaults.max_retries if options.max_retries is None else options.max_retries
     return NewJob(
-        job_type=defaults.name,
+        job_type=job_type,
         payload=payload,
         queue=check_queue_name(options.queue if options.queue is not None else defaults.queue),
         run_at=_check_run_at(options.run_at, options.delay),

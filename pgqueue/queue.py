@@ -12,10 +12,10 @@ from typing import Any, Self
 import asyncpg
 
 from pgqueue.connections import executor_for
-from pgqueue.enqueue import Dispatch, EnqueueOptions, prepare
+from pgqueue.enqueue import Dispatch, EnqueueOptions, prepare, prepare_by_name
 from pgqueue.errors import JobCancelled, JobFailed, JobNotFound, WaitTimeout
 from pgqueue.job import Job, check_queue_name
-from pgqueue.records import JobRecord, JobStatus, QueueStats
+from pgqueue.records import JobRecord, JobStatus, QueueOverview, QueueStats, WorkerRecord
 from pgqueue.registry import registry
 from pgqueue.settings import resolve_dsn
 from pgqueue.store import JobStore
@@ -97,6 +97,23 @@ class Queue:
             return []
         executor = None if connection is None else executor_for(connection)
         return await self.store.enqueue_batch(jobs=rows, executor=executor)
+
+    async def enqueue_by_name(
+        self,
+        job_type: str,
+        payload: object,
+        *,
+        delay: timedelta | float | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_retries: int | None = None,
+    ) -> int:
+        """Enqueue a job by its registered name with a JSON object as payload.
+
+        Validated by the class when it is registered in this process; else the worker does it.
+        """
+        options = EnqueueOptions(delay, None, priority, queue, max_retries, None)
+        return await self.store.enqueue(job=prepare_by_name(job_type, payload, options))
 
     def dispatch(
         self,
@@ -180,11 +197,35 @@ class Queue:
             queue=None if queue is None else check_queue_name(queue), job_type=job_type
         )
 
-    async def clear(self, queue: str | None = None) -> int:
-        """Delete pending jobs (of one queue, or all); return how many were deleted."""
-        return await self.store.clear_pending_jobs(
-            queue=None if queue is None else check_queue_name(queue)
+    async def clear(
+        self, queue: str | None = None, *, status: JobStatus | str = JobStatus.PENDING
+    ) -> int:
+        """Delete the jobs of one status (pending by default; failed or completed too) of one
+        queue, or of all; return how many were deleted. Running jobs are never cleared."""
+        status = JobStatus(status)
+        if status is JobStatus.RUNNING:
+            raise ValueError("running jobs cannot be cleared: cancel them first")
+        return await self.store.clear_jobs(
+            status=status, queue=None if queue is None else check_queue_name(queue)
         )
+
+    async def queue_overview(self) -> list[QueueOverview]:
+        """Every queue's counts by state, oldest due job's wait and last minute's completions."""
+        return await self.store.queue_overview()
+
+    async def failed_jobs(
+        self, *, queue: str | None = None, job_type: str | None = None, limit: int = 50
+    ) -> list[JobRecord]:
+        """The dead letter queue, newest failure first."""
+        return await self.store.list_failed_jobs(
+            queue=None if queue is None else check_queue_name(queue),
+            job_type=job_type,
+            limit=limit,
+        )
+
+    async def workers(self) -> list[WorkerRecord]:
+        """Registered workers and the ids of the jobs each holds."""
+        return await self.store.list_workers()
 
 
 def _outcome(record: JobRecord) -> Any:

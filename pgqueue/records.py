@@ -71,3 +71,30 @@ class QueueStats(_Record):
     completed: int
     failed: int
     cancelled: int
+
+
+class QueueOverview(_Record):
+    """One queue at a glance (the ``pgqueue.queue_stats`` view)."""
+
+    queue: str
+    pending: int
+    scheduled: int
+    running: int
+    completed: int
+    failed: int
+    cancelled: int
+    oldest_pending_seconds: float | None  # how long the oldest due job has waited
+    completed_last_minute: int
+
+
+class WorkerRecord(_Record):
+    """A registered worker process and the jobs it holds."""
+
+    id: UUID
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: datetime
+    heartbeat_at: datetime
+    job_ids: list[int]

@@ -18,7 +18,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from pgqueue.connections import AsyncpgExecutor, Executor
 from pgqueue.errors import SchemaNotInstalled, SchemaOutdated
-from pgqueue.records import JobRecord, JobStatus, QueueStats
+from pgqueue.records import JobRecord, JobStatus, QueueOverview, QueueStats, WorkerRecord
 from pgqueue.sql import SCHEMA_REVISION, queries
 
 
@@ -265,5 +265,19 @@ class JobStore:
     async def retry_failed_jobs(self, *, queue: str | None, job_type: str | None) -> int:
         return int(await self.pool.fetchval(queries["retry_failed_jobs"].sql, queue, job_type))
 
-    async def clear_pending_jobs(self, *, queue: str | None) -> int:
-        return int(await self.pool.fetchval(queries["clear_pending_jobs"].sql, queue))
+    async def clear_jobs(self, *, status: JobStatus, queue: str | None) -> int:
+        return int(await self.pool.fetchval(queries["clear_jobs"].sql, status, queue))
+
+    async def queue_overview(self) -> list[QueueOverview]:
+        rows = await self.pool.fetch(queries["queue_overview"].sql)
+        return [QueueOverview.model_validate(dict(row)) for row in rows]
+
+    async def list_failed_jobs(
+        self, *, queue: str | None, job_type: str | None, limit: int
+    ) -> list[JobRecord]:
+        rows = await self.pool.fetch(queries["list_failed_jobs"].sql, queue, job_type, limit)
+        return [JobRecord.model_validate(dict(row)) for row in rows]
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        rows = await self.pool.fetch(queries["list_workers"].sql)
+        return [WorkerRecord.model_validate(dict(row)) for row in rows]

@@ -6,14 +6,21 @@ stderr, never a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from typing import Any
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import asyncpg
 import click
 
 from pgqueue.errors import PgQueueError
+from pgqueue.queue import Queue
+from pgqueue.settings import resolve_dsn
+
+T = TypeVar("T")
 
 log = logging.getLogger("pgqueue")
 
@@ -52,6 +59,46 @@ dsn_option = click.option(
     help="PostgreSQL URL. Default: PGQUEUE_DSN, then DATABASE_URL, else an embedded server.",
 )
 
+
+def with_queue(dsn: str | None, action: Callable[[Queue], Awaitable[T]]) -> T:
+    """Connect to the database (``--dsn`` or the environment), run one API call, disconnect."""
+
+    async def run() -> T:
+        async with Queue.connect(resolve_dsn(dsn).dsn) as queue:
+            return await action(queue)
+
+    return asyncio.run(run())
+
+
+if TYPE_CHECKING:  # generic only in recent click; keep the runtime base plain
+    _DurationBase = click.ParamType[timedelta]
+else:
+    _DurationBase = click.ParamType
+
+
+class Duration(_DurationBase):
+    """A duration: 90, 90s, 15m, 2h or 1d."""
+
+    name = "duration"
+    _UNITS: ClassVar[dict[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip().lower()
+        unit = text[-1:] if text[-1:] in self._UNITS else "s"
+        number = text[:-1] if text[-1:] in self._UNITS else text
+        try:
+            seconds = float(number) * self._UNITS[unit]
+        except ValueError:
+            self.fail(f"{value!r} is not a duration: use e.g. 30, 30s, 15m, 2h or 1d", param, ctx)
+        if seconds < 0:
+            self.fail(f"{value!r} is negative", param, ctx)
+        return timedelta(seconds=seconds)
+
+
 log_level_option = click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
@@ -69,11 +116,14 @@ def main() -> None:
 
 def _register_commands() -> None:
     from pgqueue.cli.demo import demo
+    from pgqueue.cli.jobs import cancel, clear, dlq, enqueue, list_queues, retry, status, workers
     from pgqueue.cli.ops import migrate
     from pgqueue.cli.work import work
 
-    for command in (demo, migrate, work):
+    for command in (cancel, clear, demo, dlq, enqueue, list_queues, migrate, retry, status):
         main.add_command(command)
+    main.add_command(work)
+    main.add_command(workers)
 
 
 _register_commands()

@@ -184,11 +184,32 @@ SELECT pgqueue.retry_job($1);
 -- params: queue text, job_type text
 SELECT pgqueue.retry_failed_jobs($1, $2);
 
--- name: clear_pending_jobs
--- Delete the pending jobs of one queue, or of all queues when $1 is NULL. Returns how many.
--- params: queue text
+-- name: clear_jobs
+-- Delete the jobs of one status of one queue, or of all queues when $2 is NULL. Returns how many.
+-- params: status text, queue text
 WITH deleted AS (
-    DELETE FROM pgqueue.jobs WHERE status = 'pending' AND ($1::text IS NULL OR queue = $1)
+    DELETE FROM pgqueue.jobs
+    WHERE status = $1::text::pgqueue.job_status AND ($2::text IS NULL OR queue = $2)
     RETURNING 1
 )
 SELECT count(*) FROM deleted;
+
+-- name: queue_overview
+-- One row per queue, from the documented view.
+-- params:
+SELECT queue, pending, scheduled, running, completed, failed, cancelled,
+    extract(epoch FROM oldest_pending_age)::float8 AS oldest_pending_seconds,
+    completed_last_minute
+FROM pgqueue.queue_stats
+ORDER BY queue;
+
+-- name: list_failed_jobs
+-- The dead letter queue, newest failure first, optionally of one queue and one job type.
+-- params: queue text, job_type text, limit int
+SELECT id, queue, job_type, payload::text AS payload, status::text AS status, priority, attempts,
+    max_attempts, run_at, created_at, started_at, finished_at, result::text AS result, last_error,
+    errors::text AS errors, worker_id
+FROM pgqueue.jobs
+WHERE status = 'failed' AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR job_type = $2)
+ORDER BY finished_at DESC, id DESC
+LIMIT $3;

@@ -19,3 +19,13 @@ DELETE FROM pgqueue.workers WHERE heartbeat_at < now() - $1::interval;
 -- A round trip that proves a connection still works.
 -- params:
 SELECT 1;
+
+-- name: list_workers
+-- Registered workers, oldest first, with the ids of the jobs each holds.
+-- params:
+SELECT w.id, w.host, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
+    coalesce(array_agg(j.id ORDER BY j.id) FILTER (WHERE j.id IS NOT NULL), '{}') AS job_ids
+FROM pgqueue.workers AS w
+LEFT JOIN pgqueue.jobs AS j ON j.worker_id = w.id AND j.status = 'running'
+GROUP BY w.id
+ORDER BY w.started_at, w.id;

@@ -14,6 +14,7 @@ import pytest
 
 from pgqueue import Backoff, Job, JobCancelled, JobFailed, Queue, SchemaOutdated, Worker
 from pgqueue.migrate import downgrade
+from pgqueue.sql import SCHEMA_REVISION
 from tests.factories import eventually, running, status_of
 from tests.jobs import (
     AlwaysFails,
@@ -263,7 +264,8 @@ async def test_rescue_returns_a_dead_workers_jobs_and_fails_those_out_of_attempt
 
 async def test_worker_refuses_a_schema_older_than_the_code(queue: Queue, dsn: str) -> None:
     await downgrade(dsn, "0001")
-    with pytest.raises(SchemaOutdated, match="at revision 0001 but this pgqueue needs 0002"):
+    needs = f"at revision 0001 but this pgqueue needs {SCHEMA_REVISION}"
+    with pytest.raises(SchemaOutdated, match=needs):
         await Worker(queue).run()
     with pytest.raises(SchemaOutdated, match="run `pgqueue migrate`"):
         await Queue.connect(dsn)

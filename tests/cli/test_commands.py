@@ -1,0 +1,196 @@
+"""The operator commands through click's runner, against the real database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import pytest
+from click.testing import CliRunner, Result
+
+from pgqueue import Queue
+from pgqueue.cli import jobs as job_commands
+from pgqueue.cli import main
+from tests.factories import status_of
+from tests.jobs import AlwaysFails, Echo, Note
+
+Invoke = Callable[..., Coroutine[Any, Any, Result]]
+
+
+@pytest.fixture
+def pgqueue(dsn: str) -> Invoke:
+    """Run ``pgqueue ARGS --dsn <the test database>`` (in a thread: it runs its own loop)."""
+
+    async def invoke(*args: str, input: str | None = None) -> Result:
+        return await asyncio.to_thread(CliRunner().invoke, main, [*args, "--dsn", dsn], input)
+
+    return invoke
+
+
+async def fail(db: asyncpg.Connection, *ids: int) -> None:
+    await db.execute(
+        "UPDATE pgqueue.jobs SET status = 'failed', attempts = 1, finished_at = now(),"
+        " last_error = 'RuntimeError: boom' WHERE id = ANY($1)",
+        list(ids),
+    )
+
+
+async def test_list_shows_each_queue_as_json_and_as_plain_rows(
+    pgqueue: Invoke, queue: Queue, db: asyncpg.Connection
+) -> None:
+    first, _ = await queue.enqueue_batch([Echo(text="a"), Echo(text="b")])
+    await queue.enqueue(Echo(text="later"), delay=3600, queue="other")
+    await fail(db, first)
+
+    result = await pgqueue("list", "--json")
+    assert result.exit_code == 0, result.output
+    by_queue = {row["queue"]: row for row in json.loads(result.stdout)}
+    assert {k: by_queue["tests"][k] for k in ("pending", "failed", "scheduled")} == {
+        "pending": 1,
+        "failed": 1,
+        "scheduled": 0,
+    }
+    assert by_queue["tests"]["oldest_pending_seconds"] >= 0
+    assert (by_queue["other"]["scheduled"], by_queue["other"]["oldest_pending_seconds"]) == (
+        1,
+        None,
+    )
+
+    plain = (await pgqueue("list")).stdout.splitlines()
+    assert plain[0].split("\t")[:3] == ["queue", "pending", "sched"]
+    assert [line.split("\t")[0] for line in plain[1:]] == ["other", "tests"]
+
+
+async def test_dlq_lists_failed_jobs_newest_first_with_filters(
+    pgqueue: Invoke, queue: Queue, db: asyncpg.Connection
+) -> None:
+    ids = await queue.enqueue_batch([Echo(text="a"), AlwaysFails(), Echo(text="c")])
+    await fail(db, *ids[:2])
+
+    everything = json.loads((await pgqueue("dlq", "--json")).stdout)
+    assert sorted(job["id"] for job in everything) == ids[:2]
+    assert {job["last_error"] for job in everything} == {"RuntimeError: boom"}
+    only_echo = json.loads((await pgqueue("dlq", "--json", "--job-type", "tests.jobs.Echo")).stdout)
+    assert [job["id"] for job in only_echo] == [ids[0]]
+    assert len(json.loads((await pgqueue("dlq", "--json", "--limit", "1")).stdout)) == 1
+
+
+async def test_retry_by_id_and_all_failed_and_its_errors(
+    pgqueue: Invoke, queue: Queue, db: asyncpg.Connection
+) -> None:
+    ids = await queue.enqueue_batch([Echo(text="a"), Echo(text="b"), Echo(text="c")])
+    await fail(db, ids[0], ids[1])
+
+    assert (await pgqueue("retry", str(ids[0]))).exit_code == 0
+    assert await status_of(db, ids[0]) == "pending"
+    done = await pgqueue("retry", str(ids[2]))  # still pending
+    assert (done.exit_code, "only failed or cancelled" in done.stderr) == (1, True)
+    unknown = await pgqueue("retry", "424242")
+    assert (unknown.exit_code, unknown.stderr.strip()) == (
+        1,
+        "pgqueue: error: no job with id 424242",
+    )
+    everything = await pgqueue("retry", "--all-failed", "--queue", "tests")
+    assert (everything.exit_code, everything.stdout.strip()) == (0, "retried 1 failed jobs")
+    assert await status_of(db, ids[1]) == "pending"
+    assert (await pgqueue("retry")).exit_code == 2  # neither ids nor --all-failed
+    assert (await pgqueue("retry", "1", "--all-failed")).exit_code == 2
+
+
+async def test_cancel_and_status(pgqueue: Invoke, queue: Queue, db: asyncpg.Connection) -> None:
+    job_id = await queue.enqueue(Echo(text="x", numbers=[1]))
+
+    assert (await pgqueue("cancel", str(job_id))).stdout.strip() == f"job {job_id} cancelled"
+    again = await pgqueue("cancel", str(job_id))
+    assert (again.exit_code, "already cancelled" in again.stderr) == (1, True)
+    record = json.loads((await pgqueue("status", str(job_id), "--json")).stdout)
+    assert (record["status"], record["payload"], record["errors"]) == (
+        "cancelled",
+        {"text": "x", "numbers": [1]},
+        [],
+    )
+    assert "status        cancelled" in (await pgqueue("status", str(job_id))).stdout
+    assert (await pgqueue("status", "424242")).exit_code == 1
+
+
+async def test_enqueue_by_name_validates_registered_types_and_parses_delays(
+    pgqueue: Invoke, db: asyncpg.Connection
+) -> None:
+    result = await pgqueue(
+        "enqueue", "reports.build", "--payload", '{"day": 1}', "--delay", "10m", "--json"
+    )
+    job_id = json.loads(result.stdout)["id"]
+    row = await db.fetchrow(
+        "SELECT job_type, payload::text, queue, run_at - now() > interval '9 minutes' AS later"
+        " FROM pgqueue.jobs WHERE id = $1",
+        job_id,
+    )
+    assert tuple(row) == ("reports.build", '{"day": 1}', "default", True)
+
+    registered = await pgqueue(
+        "enqueue", "tests.jobs.Note", "--payload", '{"log_path": "/tmp/x"}', "--app", "tests.jobs"
+    )
+    assert registered.exit_code == 0, registered.output
+    assert (
+        await db.fetchval("SELECT queue FROM pgqueue.jobs WHERE job_type = 'tests.jobs.Note'")
+        == "tests"
+    )
+    invalid = await pgqueue("enqueue", "tests.jobs.Note", "--payload", "{}", "--app", "tests.jobs")
+    assert (invalid.exit_code, "log_path" in invalid.stderr) == (1, True)
+    assert (await pgqueue("enqueue", "x", "--payload", "{not json")).exit_code == 2
+    assert (await pgqueue("enqueue", "x", "--delay", "soon")).exit_code == 2
+    assert await db.fetchval("SELECT count(*) FROM pgqueue.jobs") == 2
+
+
+async def test_clear_asks_on_a_terminal_and_deletes_only_the_status_asked_for(
+    pgqueue: Invoke, queue: Queue, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = await queue.enqueue_batch([Echo(text="a"), Echo(text="b"), Note(log_path="/dev/null")])
+    await fail(db, ids[0])
+    monkeypatch.setattr(job_commands, "is_terminal", lambda: True)
+
+    declined = await pgqueue("clear", input="n\n")
+    assert declined.exit_code == 1
+    assert await db.fetchval("SELECT count(*) FROM pgqueue.jobs") == 3
+    accepted = await pgqueue("clear", "--status", "failed", input="y\n")
+    assert "deleted 1 failed jobs of every queue" in accepted.stdout
+    assert await db.fetchval("SELECT count(*) FROM pgqueue.jobs") == 2
+
+    monkeypatch.setattr(job_commands, "is_terminal", lambda: False)
+    assert (await pgqueue("clear")).exit_code == 2  # no terminal, no --yes
+    assert (
+        await pgqueue("clear", "--yes")
+    ).stdout.strip() == "deleted 2 pending jobs of every queue"
+    assert await db.fetchval("SELECT count(*) FROM pgqueue.jobs") == 0
+
+
+async def test_workers_lists_each_worker_with_the_jobs_it_holds(
+    pgqueue: Invoke, queue: Queue, db: asyncpg.Connection
+) -> None:
+    worker_id = uuid4()
+    await db.execute(
+        "INSERT INTO pgqueue.workers (id, host, pid, queues, concurrency)"
+        " VALUES ($1, 'box', 7, '{tests}', 4)",
+        worker_id,
+    )
+    job_id = await queue.enqueue(Echo(text="x"))
+    await db.execute(
+        "UPDATE pgqueue.jobs SET status = 'running', worker_id = $1 WHERE id = $2",
+        worker_id,
+        job_id,
+    )
+
+    [worker] = json.loads((await pgqueue("workers", "--json")).stdout)
+    assert (worker["id"], worker["host"], worker["job_ids"]) == (str(worker_id), "box", [job_id])
+
+
+def test_unreachable_database_is_one_line_and_exit_1() -> None:
+    result = CliRunner().invoke(main, ["list", "--dsn", "postgresql://u:pw@127.0.0.1:1/x"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("pgqueue: error: cannot reach the database")
+    assert "127.0.0.1" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
