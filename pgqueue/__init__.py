@@ -25,6 +25,7 @@ from pgqueue.records import (
     QueueStats,
     WorkerRecord,
 )
+from pgqueue.retention import Retention
 from pgqueue.retry import Backoff, PermanentError, Retry
 from pgqueue.worker import Worker
 
@@ -48,6 +49,7 @@ __all__ = [
     "Queue",
     "QueueOverview",
     "QueueStats",
+    "Retention",
     "Retry",
     "SchemaNotInstalled",
     "SchemaOutdated",

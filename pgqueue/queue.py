@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Generator, Sequence
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ from pgqueue.errors import JobCancelled, JobFailed, JobNotFound, WaitTimeout
 from pgqueue.job import Job, check_queue_name
 from pgqueue.records import JobRecord, JobStatus, QueueOverview, QueueStats, WorkerRecord
 from pgqueue.registry import registry
+from pgqueue.retention import Retention
 from pgqueue.settings import resolve_dsn
 from pgqueue.store import JobStore
 
@@ -208,6 +210,32 @@ class Queue:
         return await self.store.clear_jobs(
             status=status, queue=None if queue is None else check_queue_name(queue)
         )
+
+    async def prune(
+        self,
+        retention: Retention | None = None,
+        *,
+        batch_size: int = 1000,
+        max_batches: int | None = None,
+    ) -> dict[JobStatus, int]:
+        """Delete finished jobs older than their retention, in batches of ``batch_size`` so no
+        statement holds locks for long; returns how many of each status were deleted.
+
+        One pruner at a time: while another worker prunes, this deletes nothing.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        deleted: dict[JobStatus, int] = {}
+        for status, period in (retention or Retention()).periods():
+            deleted[status] = 0
+            for _ in itertools.count() if max_batches is None else range(max_batches):
+                count = await self.store.prune_jobs(
+                    status=status, older_than=period, batch_size=batch_size
+                )
+                deleted[status] += count
+                if count < batch_size:
+                    break
+        return deleted
 
     async def queue_overview(self) -> list[QueueOverview]:
         """Every queue's counts by state, oldest due job's wait and last minute's completions."""

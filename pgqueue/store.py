@@ -268,6 +268,11 @@ class JobStore:
     async def clear_jobs(self, *, status: JobStatus, queue: str | None) -> int:
         return int(await self.pool.fetchval(queries["clear_jobs"].sql, status, queue))
 
+    async def prune_jobs(self, *, status: JobStatus, older_than: timedelta, batch_size: int) -> int:
+        """One batch; 0 also when another worker holds the pruning lock."""
+        sql = queries["prune_jobs"].sql
+        return int(await self.pool.fetchval(sql, status, older_than, batch_size))
+
     async def queue_overview(self) -> list[QueueOverview]:
         rows = await self.pool.fetch(queries["queue_overview"].sql)
         return [QueueOverview.model_validate(dict(row)) for row in rows]

@@ -117,11 +117,12 @@ def main() -> None:
 def _register_commands() -> None:
     from pgqueue.cli.demo import demo
     from pgqueue.cli.jobs import cancel, clear, dlq, enqueue, list_queues, retry, status, workers
-    from pgqueue.cli.ops import migrate
+    from pgqueue.cli.ops import migrate, prune
     from pgqueue.cli.work import work
 
     for command in (cancel, clear, demo, dlq, enqueue, list_queues, migrate, retry, status):
         main.add_command(command)
+    main.add_command(prune)
     main.add_command(work)
     main.add_command(workers)
 

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from pgqueue.cli import configure_logging, dsn_option, log_level_option
+from pgqueue.cli.ops import retention_from, retention_options
 from pgqueue.queue import Queue
 from pgqueue.registry import load_app
 from pgqueue.settings import redact_dsn, resolve_dsn
@@ -87,6 +88,7 @@ def _split(value: str | None) -> list[str] | None:
     help="Seconds without a heartbeat after which a worker counts as dead and its jobs are "
     "rescued.",
 )
+@retention_options
 @dsn_option
 @log_level_option
 def work(apps: str, queues: str | None, dsn: str | None, log_level: str, **options: Any) -> None:
@@ -99,6 +101,7 @@ def work(apps: str, queues: str | None, dsn: str | None, log_level: str, **optio
     for app in _split(apps) or []:
         load_app(app)
     options["timeout"] = options.pop("job_timeout")
+    options["retention"] = retention_from(options)
     asyncio.run(_work(dsn, queues=_split(queues), **options))
 
 

@@ -213,3 +213,22 @@ FROM pgqueue.jobs
 WHERE status = 'failed' AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR job_type = $2)
 ORDER BY finished_at DESC, id DESC
 LIMIT $3;
+
+-- name: prune_jobs
+-- Delete up to $3 jobs of status $1 that finished over $2 ago, oldest first. One pruner at a
+-- time: the transaction-scoped advisory lock is held only by this statement, and a second
+-- worker that does not get it prunes nothing. Returns how many were deleted.
+-- params: status text, older_than interval, batch_size int
+WITH pruner AS (
+    SELECT pg_try_advisory_xact_lock(hashtext('pgqueue.prune')) AS is_mine
+), doomed AS (
+    SELECT j.id FROM pgqueue.jobs AS j, pruner
+    WHERE pruner.is_mine AND j.status = $1::text::pgqueue.job_status
+      AND j.finished_at < now() - $2::interval
+    ORDER BY j.finished_at
+    LIMIT $3
+    FOR UPDATE OF j SKIP LOCKED  -- never wait on a row someone is retrying
+), deleted AS (
+    DELETE FROM pgqueue.jobs AS j USING doomed WHERE j.id = doomed.id RETURNING 1
+)
+SELECT count(*) FROM deleted;

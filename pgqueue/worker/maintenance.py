@@ -4,6 +4,8 @@
   counted) or to failed if it was their last attempt; the dead workers' rows are removed.
 - Reconcile: jobs running under this worker that it does not hold (a claim that committed
   while its reply was lost with the connection) go back to pending.
+- Prune: finished jobs past their retention are deleted, a few small batches per round, by one
+  worker at a time.
 Several workers may run it at once: the rescue skips rows another one has locked.
 """
 
@@ -13,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from datetime import timedelta
 from uuid import UUID
 
@@ -37,6 +39,7 @@ class Maintenance:
         default_max_attempts: int,
         held_ids: Callable[[], Collection[int]],
         on_released: Callable[[], None],
+        prune: Callable[[], Awaitable[object]] | None,
     ) -> None:
         self._store = store
         self._worker_id = worker_id
@@ -45,6 +48,7 @@ class Maintenance:
         self._default_max_attempts = default_max_attempts
         self._held_ids = held_ids
         self._on_released = on_released
+        self._prune = prune
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -80,6 +84,8 @@ class Maintenance:
             )
         if rescued or released:
             self._on_released()
+        if self._prune is not None:
+            await self._prune()
         return rescued + released
 
     async def _run(self) -> None:

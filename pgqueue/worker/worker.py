@@ -20,6 +20,7 @@ from pgqueue.errors import ConfigurationError
 from pgqueue.job import as_timedelta, check_queue_name
 from pgqueue.queue import Queue
 from pgqueue.registry import Registry, registry
+from pgqueue.retention import Retention
 from pgqueue.retry import Backoff
 from pgqueue.store import ClaimedJob
 from pgqueue.worker.completer import Completer
@@ -32,6 +33,7 @@ from pgqueue.worker.maintenance import Maintenance
 log = logging.getLogger("pgqueue.worker")
 
 DEFAULT_MAX_RETRIES = 3
+_PRUNE_BATCH = 1000
 
 
 class Worker:
@@ -50,6 +52,7 @@ class Worker:
         shutdown_grace: timedelta | float = timedelta(seconds=30),
         heartbeat_interval: timedelta | float = timedelta(seconds=5),
         heartbeat_timeout: timedelta | float = timedelta(seconds=30),
+        retention: Retention | None = Retention(),  # noqa: B008 - immutable
         job_registry: Registry | None = None,
     ) -> None:
         if concurrency < 1:
@@ -71,6 +74,7 @@ class Worker:
         self._heartbeat_timeout = _positive(heartbeat_timeout, "heartbeat_timeout")
         if self._heartbeat_timeout <= self._heartbeat_interval:
             raise ValueError("heartbeat_timeout must be longer than heartbeat_interval")
+        self._retention = retention  # None: this worker does not prune
         self._registry = job_registry or registry
         self._error_hooks: list[ErrorHook] = []
         self._active: dict[int, asyncio.Task[None]] = {}
@@ -112,6 +116,7 @@ class Worker:
             default_max_attempts=self._defaults.max_retries + 1,
             held_ids=lambda: self._held,
             on_released=fetcher.nudge,
+            prune=None if self._retention is None else self._prune,
         )
         with self._signal_handlers():  # through shutdown too, so a second signal can hurry it
             try:
@@ -202,6 +207,12 @@ class Worker:
             )
         if self._fetcher is not None:
             self._fetcher.nudge()
+
+    async def _prune(self) -> None:
+        # A few batches per round, so a large backlog never keeps maintenance busy for long.
+        deleted = await self._queue.prune(self._retention, batch_size=_PRUNE_BATCH, max_batches=10)
+        if any(deleted.values()):
+            log.info("pruned finished jobs: %s", {str(s): n for s, n in deleted.items() if n})
 
     def _written(self, job_ids: Iterable[int]) -> None:
         self._held.difference_update(job_ids)
