@@ -27,17 +27,32 @@ class Queue:
     """Enqueues jobs and reads their state. ``await Queue.connect(dsn)`` owns an asyncpg pool;
     ``Queue(pool)`` borrows yours."""
 
-    def __init__(self, pool: asyncpg.Pool, *, owns_pool: bool = False) -> None:
-        self.store = JobStore(pool)
+    def __init__(
+        self, pool: asyncpg.Pool, *, owns_pool: bool = False, listen_dsn: str | None = None
+    ) -> None:
+        self.store = JobStore(pool, listen_dsn=listen_dsn)
         self._owns_pool = owns_pool
 
     @classmethod
-    def connect(cls, dsn: str | None = None, *, min_size: int = 1, max_size: int = 10) -> _Connect:
+    def connect(
+        cls,
+        dsn: str | None = None,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        pgbouncer: bool = False,
+        listen_dsn: str | None = None,
+    ) -> _Connect:
         """Open a pool on ``dsn`` (default: PGQUEUE_DSN, DATABASE_URL, else the embedded server).
 
-        Await it, or use it as ``async with Queue.connect(dsn) as queue:``.
+        Await it, or use it as ``async with Queue.connect(dsn) as queue:``. Behind PgBouncer in
+        transaction pooling mode pass ``pgbouncer=True`` (no prepared statements kept on pooled
+        connections) and, for LISTEN, ``listen_dsn`` naming a direct connection to the server.
         """
-        return _Connect(cls, dsn, min_size, max_size)
+        pool_options: dict[str, Any] = {"min_size": min_size, "max_size": max_size}
+        if pgbouncer:
+            pool_options["statement_cache_size"] = 0
+        return _Connect(cls, dsn, pool_options, listen_dsn)
 
     async def close(self) -> None:
         if self._owns_pool:
@@ -271,14 +286,20 @@ def _outcome(record: JobRecord) -> Any:
 class _Connect:
     """What ``Queue.connect()`` returns: awaitable, and an async context manager."""
 
-    def __init__(self, cls: type[Queue], dsn: str | None, min_size: int, max_size: int) -> None:
-        self._args = (cls, dsn, min_size, max_size)
+    def __init__(
+        self,
+        cls: type[Queue],
+        dsn: str | None,
+        pool_options: dict[str, Any],
+        listen_dsn: str | None,
+    ) -> None:
+        self._args = (cls, dsn, pool_options, listen_dsn)
         self._queue: Queue | None = None
 
     async def _open(self) -> Queue:
-        cls, dsn, min_size, max_size = self._args
-        pool = await asyncpg.create_pool(resolve_dsn(dsn).dsn, min_size=min_size, max_size=max_size)
-        queue = cls(pool, owns_pool=True)
+        cls, dsn, pool_options, listen_dsn = self._args
+        pool = await asyncpg.create_pool(resolve_dsn(dsn).dsn, **pool_options)
+        queue = cls(pool, owns_pool=True, listen_dsn=listen_dsn)
         try:
             await queue.store.check_schema()
         except BaseException:

@@ -50,8 +50,9 @@ class ClaimedJob:
 
 
 class JobStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, listen_dsn: str | None = None) -> None:
         self.pool = pool
+        self._listen_dsn = listen_dsn
         self._pool_executor = AsyncpgExecutor(pool)
 
     async def _fetch_keeping_rows(self, sql: str, *args: object) -> list[asyncpg.Record]:
@@ -65,9 +66,15 @@ class JobStore:
             with contextlib.suppress(Exception):  # the pool has discarded the broken connection
                 await self.pool.release(connection)
 
-    async def open_connection(self) -> asyncpg.Connection:
+    async def open_connection(self, *, for_listen: bool = False) -> asyncpg.Connection:
         """A new connection outside the pool, made with the pool's own connect arguments, for
-        session state that must not go back to the pool (LISTEN) or wait on it (heartbeats)."""
+        session state that must not go back to the pool (LISTEN) or wait on it (heartbeats).
+
+        ``for_listen`` uses the listen DSN when one is set (a direct connection past PgBouncer).
+        """
+        if for_listen and self._listen_dsn is not None:
+            direct: asyncpg.Connection = await asyncpg.connect(self._listen_dsn)
+            return direct
         # asyncpg keeps what the pool was created with (also after set_connect_args()).
         args: list[Any] = list(getattr(self.pool, "_connect_args", []))
         kwargs: dict[str, Any] = dict(getattr(self.pool, "_connect_kwargs", {}))
@@ -189,6 +196,10 @@ class JobStore:
         """False when this worker no longer held the job."""
         snoozed = await self.pool.fetchval(queries["snooze_job"].sql, id, attempt, worker_id, delay)
         return snoozed is not None
+
+    async def cancelled_among(self, *, ids: Sequence[int]) -> list[int]:
+        rows = await self.pool.fetch(queries["cancelled_among"].sql, ids)
+        return [row["id"] for row in rows]
 
     async def rescue_expired_jobs(
         self, *, heartbeat_timeout: timedelta, default_max_attempts: int

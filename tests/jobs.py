@@ -209,3 +209,17 @@ class RaisesBaseException(Job, queue="tests", max_retries=0):
 
     def raise_it(self) -> None:
         raise SystemExit(3) if self.kind == "SystemExit" else KeyboardInterrupt
+
+
+class SleepUntilCancelled(Job, queue="tests"):
+    """Sleeps for an hour; records when it starts and when the worker cancels it."""
+
+    log_path: str
+
+    async def handle(self) -> None:
+        record(self.log_path, "start")
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            record(self.log_path, "cancelled")
+            raise

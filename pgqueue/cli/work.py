@@ -48,9 +48,20 @@ def _split(value: str | None) -> list[str] | None:
 @click.option(
     "--poll-interval",
     type=click.FloatRange(min=0.01),
-    default=5.0,
-    show_default=True,
-    help="Seconds between polls when no NOTIFY arrives (a backstop only).",
+    help="Seconds between polls when no NOTIFY arrives. Default: 5 (a backstop), or 1 with "
+    "--no-listen.",
+)
+@click.option(
+    "--no-listen",
+    is_flag=True,
+    help="Poll only, no LISTEN (PgBouncer in transaction mode without --listen-dsn).",
+)
+@click.option(
+    "--listen-dsn",
+    metavar="DSN",
+    envvar="PGQUEUE_LISTEN_DSN",
+    help="A direct connection to the server used only for LISTEN, when --dsn goes through "
+    "PgBouncer in transaction mode. Env: PGQUEUE_LISTEN_DSN.",
 )
 @click.option(
     "--timeout",
@@ -101,15 +112,25 @@ def work(apps: str, queues: str | None, dsn: str | None, log_level: str, **optio
     for app in _split(apps) or []:
         load_app(app)
     options["timeout"] = options.pop("job_timeout")
+    options["listen"] = not options.pop("no_listen")
+    if options["poll_interval"] is None:
+        options["poll_interval"] = 5.0 if options["listen"] else 1.0
     options["retention"] = retention_from(options)
     asyncio.run(_work(dsn, queues=_split(queues), **options))
 
 
-async def _work(dsn: str | None, **options: Any) -> None:
+async def _work(dsn: str | None, listen_dsn: str | None, **options: Any) -> None:
     resolved = resolve_dsn(dsn)
     log.info("database %s (from %s)", redact_dsn(resolved.dsn), resolved.source)
-    max_size = max(4, min(options["concurrency"], 20))
-    async with Queue.connect(resolved.dsn, max_size=max_size) as queue:
+    if listen_dsn:
+        log.info("listening on %s", redact_dsn(listen_dsn))
+    async with Queue.connect(
+        resolved.dsn,
+        max_size=max(4, min(options["concurrency"], 20)),
+        # Either flag means --dsn goes through PgBouncer: keep no session state on it.
+        pgbouncer=listen_dsn is not None or not options["listen"],
+        listen_dsn=listen_dsn,
+    ) as queue:
         try:
             worker = Worker(queue, **options)
         except ValueError as error:  # options that do not fit together

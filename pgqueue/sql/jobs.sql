@@ -232,3 +232,9 @@ WITH pruner AS (
     DELETE FROM pgqueue.jobs AS j USING doomed WHERE j.id = doomed.id RETURNING 1
 )
 SELECT count(*) FROM deleted;
+
+-- name: cancelled_among
+-- Which of these jobs (held by a worker) have been cancelled: how cancel requests reach a
+-- worker that does not LISTEN, and a backstop for a missed notification.
+-- params: ids bigint[]
+SELECT id FROM pgqueue.jobs WHERE id = ANY($1) AND status = 'cancelled';

@@ -54,7 +54,7 @@ class Listener:
         self._drop_connection()
 
     async def _listen(self) -> None:
-        connection = await self._store.open_connection()
+        connection = await self._store.open_connection(for_listen=True)
         self._connection = connection
         self._lost.clear()
         connection.add_termination_listener(lambda _: self._lost.set())

@@ -6,6 +6,8 @@
   while its reply was lost with the connection) go back to pending.
 - Prune: finished jobs past their retention are deleted, a few small batches per round, by one
   worker at a time.
+- Cancels: jobs this worker holds that were cancelled are stopped (how cancel requests reach a
+  worker that does not LISTEN, and a backstop for a missed notification).
 Several workers may run it at once: the rescue skips rows another one has locked.
 """
 
@@ -39,6 +41,7 @@ class Maintenance:
         default_max_attempts: int,
         held_ids: Callable[[], Collection[int]],
         on_released: Callable[[], None],
+        on_cancelled: Callable[[int], None],
         prune: Callable[[], Awaitable[object]] | None,
     ) -> None:
         self._store = store
@@ -48,6 +51,7 @@ class Maintenance:
         self._default_max_attempts = default_max_attempts
         self._held_ids = held_ids
         self._on_released = on_released
+        self._on_cancelled = on_cancelled
         self._prune = prune
         self._task: asyncio.Task[None] | None = None
 
@@ -84,6 +88,9 @@ class Maintenance:
             )
         if rescued or released:
             self._on_released()
+        held = list(self._held_ids())
+        for job_id in await self._store.cancelled_among(ids=held) if held else []:
+            self._on_cancelled(job_id)
         if self._prune is not None:
             await self._prune()
         return rescued + released

@@ -53,6 +53,7 @@ class Worker:
         heartbeat_interval: timedelta | float = timedelta(seconds=5),
         heartbeat_timeout: timedelta | float = timedelta(seconds=30),
         retention: Retention | None = Retention(),  # noqa: B008 - immutable
+        listen: bool = True,
         job_registry: Registry | None = None,
     ) -> None:
         if concurrency < 1:
@@ -75,6 +76,7 @@ class Worker:
         if self._heartbeat_timeout <= self._heartbeat_interval:
             raise ValueError("heartbeat_timeout must be longer than heartbeat_interval")
         self._retention = retention  # None: this worker does not prune
+        self._listen = listen  # False: poll only (PgBouncer in transaction mode)
         self._registry = job_registry or registry
         self._error_hooks: list[ErrorHook] = []
         self._active: dict[int, asyncio.Task[None]] = {}
@@ -106,7 +108,11 @@ class Worker:
             on_written=self._written,
         )
         fetcher = self._fetcher = self._build_fetcher(queues, job_types, completer)
-        listener = Listener(store, queues, self._heartbeat_interval, fetcher.nudge, self._cancel)
+        listener = (
+            Listener(store, queues, self._heartbeat_interval, fetcher.nudge, self._cancel)
+            if self._listen
+            else None
+        )
         heartbeat = Heartbeat(store, self.id, queues, self._concurrency, self._heartbeat_interval)
         maintenance = Maintenance(
             store,
@@ -116,11 +122,13 @@ class Worker:
             default_max_attempts=self._defaults.max_retries + 1,
             held_ids=lambda: self._held,
             on_released=fetcher.nudge,
+            on_cancelled=self._cancel,
             prune=None if self._retention is None else self._prune,
         )
         with self._signal_handlers():  # through shutdown too, so a second signal can hurry it
             try:
-                await listener.start()
+                if listener is not None:
+                    await listener.start()
                 completer.start()
                 await heartbeat.start()  # registered last: a worker row means it is listening
                 maintenance.start()
@@ -132,7 +140,8 @@ class Worker:
                 try:
                     await maintenance.stop()
                     await self._shutdown(completer)
-                    await listener.close()
+                    if listener is not None:
+                        await listener.close()
                     await heartbeat.stop()
                 finally:  # stop() waits on this, whatever went wrong above
                     self._fetcher = None
@@ -145,10 +154,11 @@ class Worker:
             raise ConfigurationError("no job classes are registered: import them (--app)")
         queues = self._queues or sorted({c.job_options.queue for c in self._registry.classes()})
         log.info(
-            "worker %s: queues %s, concurrency %s, job types %s",
+            "worker %s: queues %s, concurrency %s, %s, job types %s",
             self.id,
             ",".join(queues),
             self._concurrency,
+            "woken by LISTEN" if self._listen else "polling only",
             ", ".join(job_types),
         )
         return queues, job_types

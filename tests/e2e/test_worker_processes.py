@@ -99,3 +99,17 @@ async def test_worker_exits_on_sigterm_even_while_a_sync_job_blocks_its_thread(
     assert await workers.wait(process, within=15) == 0
     row = await db.fetchrow("SELECT status::text, attempts FROM pgqueue.jobs WHERE id = $1", job_id)
     assert (row["status"], row["attempts"]) == ("pending", 0)
+
+
+async def test_work_command_polls_only_with_no_listen(
+    queue: Queue, db: asyncpg.Connection, workers: WorkerProcesses, tmp_path: Path
+) -> None:
+    process = workers.start("--no-listen", "--poll-interval", "0.1")
+    job_id = await queue.enqueue(Note(log_path=str(tmp_path / "runs.log")))
+    await queue.wait_for(job_id, 30)
+    listening = await db.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+        " AND datname = current_database()"
+    )
+    assert listening == 0
+    assert "polling only" in workers.log_of(process)
