@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -14,8 +16,23 @@ from pgqueue.queue import Queue
 from pgqueue.registry import load_app
 from pgqueue.settings import redact_dsn, resolve_dsn
 from pgqueue.worker import Worker
+from pgqueue.worker.supervisor import Supervisor
 
 log = logging.getLogger("pgqueue")
+
+
+def without_workers_option(args: Sequence[str]) -> list[str]:
+    """The command line of one child: ours without --workers (the children run in-process)."""
+    kept: list[str] = []
+    skip_next = False
+    for arg in args:
+        if skip_next:
+            skip_next = False
+        elif arg == "--workers":
+            skip_next = True
+        elif not arg.startswith("--workers="):
+            kept.append(arg)
+    return kept
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -37,6 +54,14 @@ def _split(value: str | None) -> list[str] | None:
     "--queues",
     metavar="Q1,Q2",
     help="Queues to work on. Default: every queue your Job classes name.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes. 1 runs the worker in this process (no supervisor); N > 1 runs N "
+    "under a supervisor that restarts any that die and forwards SIGTERM/SIGINT.",
 )
 @click.option(
     "--concurrency",
@@ -111,6 +136,17 @@ def work(apps: str, queues: str | None, dsn: str | None, log_level: str, **optio
     configure_logging(log_level)
     for app in _split(apps) or []:
         load_app(app)
+    workers = options.pop("workers")
+    if workers > 1:
+        resolved = resolve_dsn(dsn)
+        log.info(
+            "starting %s worker processes on %s (from %s)",
+            workers,
+            redact_dsn(resolved.dsn),
+            resolved.source,
+        )
+        child_args = without_workers_option(sys.argv[2:])
+        sys.exit(asyncio.run(Supervisor(child_args, workers).run()))
     options["timeout"] = options.pop("job_timeout")
     options["listen"] = not options.pop("no_listen")
     if options["poll_interval"] is None:
