@@ -110,17 +110,27 @@ log_level_option = click.option(
 
 @click.group(cls=PgQueueGroup)
 @click.version_option(package_name="pgqueue")
-def main() -> None:
-    """pgqueue: a PostgreSQL-native durable job queue."""
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """pgqueue: a PostgreSQL-native durable job queue.
+
+    Settings come from flags, then PGQUEUE_<NAME> environment variables, then [tool.pgqueue]
+    in pyproject.toml; `pgqueue config` shows them.
+    """
+    from pgqueue.cli.config import default_map
+
+    assert isinstance(ctx.command, click.Group)
+    ctx.default_map = default_map(ctx.command)
 
 
 def _register_commands() -> None:
+    from pgqueue.cli.config import config
     from pgqueue.cli.demo import demo
     from pgqueue.cli.jobs import cancel, clear, dlq, enqueue, list_queues, retry, status, workers
     from pgqueue.cli.ops import migrate, prune
     from pgqueue.cli.work import work
 
-    for command in (cancel, clear, demo, dlq, enqueue, list_queues, migrate, retry, status):
+    for command in (cancel, clear, config, demo, dlq, enqueue, list_queues, migrate, retry, status):
         main.add_command(command)
     main.add_command(prune)
     main.add_command(work)
