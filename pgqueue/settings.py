@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from pgqueue.errors import ConfigurationError
 
@@ -70,6 +70,17 @@ def project_settings(directory: Path | None = None) -> tuple[dict[str, Any], Pat
                 raise ConfigurationError(f"[tool.pgqueue] in {path} must be a table")
             return {key.replace("-", "_"): value for key, value in section.items()}, path
     return {}, None
+
+
+def database_address(flag: str | None) -> str:
+    """host:port (or the socket directory) of the configured database, for error messages."""
+    configured = configured_dsn(flag)
+    if configured is None:
+        return "the embedded server"
+    parts = urlsplit(configured.dsn)
+    socket = dict(parse_qsl(parts.query)).get("host")
+    host = parts.hostname or socket or "localhost"
+    return f"{host}:{parts.port or 5432} (from {configured.source})"
 
 
 def redact_dsn(dsn: str) -> str:

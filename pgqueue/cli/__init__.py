@@ -18,7 +18,7 @@ import click
 
 from pgqueue.errors import PgQueueError
 from pgqueue.queue import Queue
-from pgqueue.settings import resolve_dsn
+from pgqueue.settings import database_address, resolve_dsn
 
 T = TypeVar("T")
 
@@ -27,6 +27,7 @@ log = logging.getLogger("pgqueue")
 
 class PgQueueGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        arguments = list(ctx.args)  # the subcommand's own, before it parses them
         try:
             return super().invoke(ctx)
         except PgQueueError as error:
@@ -34,10 +35,20 @@ class PgQueueGroup(click.Group):
         except asyncpg.PostgresError as error:
             _fail(f"the database refused: {error}")
         except OSError as error:  # connection refused, unknown host, socket missing
+            where = database_address(_dsn_flag(arguments))
             _fail(
-                f"cannot reach the database ({error}): check that PostgreSQL runs there and that "
-                "--dsn, PGQUEUE_DSN or DATABASE_URL point to it"
+                f"cannot reach the database at {where} ({error}): check that PostgreSQL runs "
+                "there and that --dsn, PGQUEUE_DSN or DATABASE_URL point to it"
             )
+
+
+def _dsn_flag(arguments: list[str]) -> str | None:
+    for index, argument in enumerate(arguments):
+        if argument == "--dsn" and index + 1 < len(arguments):
+            return arguments[index + 1]
+        if argument.startswith("--dsn="):
+            return argument.removeprefix("--dsn=")
+    return None
 
 
 def _fail(message: str) -> None:

@@ -188,9 +188,14 @@ async def test_workers_lists_each_worker_with_the_jobs_it_holds(
     assert (worker["id"], worker["host"], worker["job_ids"]) == (str(worker_id), "box", [job_id])
 
 
-def test_unreachable_database_is_one_line_and_exit_1() -> None:
-    result = CliRunner().invoke(main, ["list", "--dsn", "postgresql://u:pw@127.0.0.1:1/x"])
+@pytest.mark.parametrize(
+    "dsn", ["postgresql://u:S3cret@127.0.0.1:1/x", "postgresql://u:S3cret@db.invalid:6543/x"]
+)
+def test_unreachable_database_is_one_line_naming_host_and_port_and_exit_1(dsn: str) -> None:
+    result = CliRunner().invoke(main, ["list", "--dsn", dsn])
+    address = dsn.split("@")[1].split("/")[0]
     assert result.exit_code == 1
-    assert result.stderr.startswith("pgqueue: error: cannot reach the database")
-    assert "127.0.0.1" in result.stderr
+    assert result.stderr.startswith(f"pgqueue: error: cannot reach the database at {address}")
+    assert "check that PostgreSQL runs there" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert "S3cret" not in result.output
