@@ -73,16 +73,10 @@ class QueueStats(_Record):
     cancelled: int
 
 
-class QueueOverview(_Record):
+class QueueOverview(QueueStats):
     """One queue at a glance (the ``pgqueue.queue_stats`` view)."""
 
     queue: str
-    pending: int
-    scheduled: int
-    running: int
-    completed: int
-    failed: int
-    cancelled: int
     oldest_pending_seconds: float | None  # how long the oldest due job has waited
     completed_last_minute: int
 
