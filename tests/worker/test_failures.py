@@ -157,16 +157,22 @@ async def test_enqueued_backoff_schedules_the_retry_through_run_at(
 async def test_retry_failed_brings_back_only_the_failed_jobs_asked_for(
     queue: Queue, db: asyncpg.Connection
 ) -> None:
-    ids = await queue.enqueue_batch([AlwaysFails(), AlwaysFails(), Permanent()], max_retries=0)
-    other = await queue.enqueue(AlwaysFails(), queue="other", max_retries=0)
+    first, second, permanent = await queue.enqueue_batch(
+        [AlwaysFails(), AlwaysFails(), Permanent()], max_retries=0
+    )
+    other_queue = await queue.enqueue(AlwaysFails(), queue="other", max_retries=0)
     await db.execute("UPDATE pgqueue.jobs SET status = 'failed', attempts = 1")
 
     assert await queue.retry_failed(job_type=AlwaysFails.job_options.name, queue="tests") == 2
-    assert await queue.retry_failed() == 2  # the Permanent job and the other queue's
+    assert [await attempts_and_status(db, i) for i in (first, second, permanent, other_queue)] == [
+        (0, "pending"),
+        (0, "pending"),
+        (1, "failed"),
+        (1, "failed"),  # only the filtered ones
+    ]
+    assert await queue.retry_failed() == 2  # then everything else that failed
     assert await queue.retry_failed() == 0
-    rows = await db.fetch("SELECT status::text, attempts FROM pgqueue.jobs ORDER BY id")
-    assert [tuple(r) for r in rows] == [("pending", 0)] * 4
-    assert other not in ids
+    assert await attempts_and_status(db, other_queue) == (0, "pending")
 
 
 # --- cancelling a running job ---------------------------------------------------------------
