@@ -157,16 +157,16 @@ ORDER BY id DESC
 LIMIT $1;
 
 -- name: stats
--- Job counts by state for one queue, or all queues when $1 is NULL. 'pending' counts due jobs,
--- 'scheduled' pending jobs whose run_at is still in the future.
+-- Job counts by state for one queue, or all queues when $1 is NULL, from the queue_stats view
+-- (which defines 'pending' as due now and 'scheduled' as due later).
 -- params: queue text
-SELECT count(*) FILTER (WHERE status = 'pending' AND run_at <= now()) AS pending,
-    count(*) FILTER (WHERE status = 'pending' AND run_at > now()) AS scheduled,
-    count(*) FILTER (WHERE status = 'running') AS running,
-    count(*) FILTER (WHERE status = 'completed') AS completed,
-    count(*) FILTER (WHERE status = 'failed') AS failed,
-    count(*) FILTER (WHERE status = 'cancelled') AS cancelled
-FROM pgqueue.jobs
+SELECT coalesce(sum(pending), 0)::bigint AS pending,
+    coalesce(sum(scheduled), 0)::bigint AS scheduled,
+    coalesce(sum(running), 0)::bigint AS running,
+    coalesce(sum(completed), 0)::bigint AS completed,
+    coalesce(sum(failed), 0)::bigint AS failed,
+    coalesce(sum(cancelled), 0)::bigint AS cancelled
+FROM pgqueue.queue_stats
 WHERE $1::text IS NULL OR queue = $1;
 
 -- name: cancel_job

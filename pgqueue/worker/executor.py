@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from pgqueue.errors import ClaimLost
-from pgqueue.job import Job, JobContext
+from pgqueue.job import Job, JobContext, JobOptions
 from pgqueue.records import JobStatus
 from pgqueue.registry import Registry
 from pgqueue.retry import Backoff, Retry, is_permanent
@@ -76,14 +76,14 @@ class JobExecutor:
         try:
             job = cls.model_validate_json(claimed.payload)
         except ValidationError as error:  # retrying cannot make a bad payload valid
-            await self._fail(claimed, None, error, permanent=True)
+            await self._fail(claimed, cls.job_options, None, error, permanent=True)
             return
         transaction = _CompletingTransaction(self._store, claimed, self._worker_id)
         job._context = JobContext(
             job_id=claimed.id,
             queue=claimed.queue,
             attempt=claimed.attempt,
-            max_attempts=self._max_attempts(claimed),
+            max_attempts=self._max_attempts(claimed, cls.job_options),
             worker_id=self._worker_id,
             open_transaction=transaction.open,
         )
@@ -109,23 +109,22 @@ class JobExecutor:
             )
             options = cls.job_options
             permanent = is_permanent(failure, options.retry_on, options.give_up_on)
-            await self._fail(claimed, job, failure, permanent=permanent)
+            await self._fail(claimed, options, job, failure, permanent=permanent)
         else:
             if transaction.committed:
                 self._completer.completed_elsewhere(claimed)
             else:
                 self._completer.complete(claimed, result)
 
-    def _max_attempts(self, claimed: ClaimedJob) -> int:
+    def _max_attempts(self, claimed: ClaimedJob, options: JobOptions) -> int:
+        """The row's (enqueue or builder), else the class's, else the worker's default."""
         if claimed.max_attempts is not None:
             return claimed.max_attempts
-        cls = self._registry.get(claimed.job_type)
-        retries = cls.job_options.max_retries if cls is not None else None
-        return (self._defaults.max_retries if retries is None else retries) + 1
+        retries = self._defaults.max_retries if options.max_retries is None else options.max_retries
+        return retries + 1
 
-    def _backoff(self, claimed: ClaimedJob) -> Backoff:
-        cls = self._registry.get(claimed.job_type)
-        backoff = (cls.job_options.backoff if cls is not None else None) or self._defaults.backoff
+    def _backoff(self, claimed: ClaimedJob, options: JobOptions) -> Backoff:
+        backoff = options.backoff or self._defaults.backoff
         if claimed.retry_backoff is not None:  # the enqueuer chose this job's base delay
             backoff = dataclasses.replace(backoff, base=claimed.retry_backoff)
         return backoff
@@ -136,13 +135,19 @@ class JobExecutor:
         return await _in_daemon_thread(job.handle, f"pgqueue-job-{job.context.job_id}")
 
     async def _fail(
-        self, claimed: ClaimedJob, job: Job | None, error: BaseException, *, permanent: bool
+        self,
+        claimed: ClaimedJob,
+        options: JobOptions,
+        job: Job | None,
+        error: BaseException,
+        *,
+        permanent: bool,
     ) -> None:
         status = await self._completer.fail(
             claimed,
             error=_error_entry(claimed, self._worker_id, error),
             last_error=f"{type(error).__name__}: {error}",
-            retry_delay=self._backoff(claimed).delay(claimed.attempt),
+            retry_delay=self._backoff(claimed, options).delay(claimed.attempt),
             permanent=permanent,
         )
         log.warning(
