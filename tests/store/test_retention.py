@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from pgqueue import JobStatus, Queue, Retention
 from pgqueue.cli import main
+from pgqueue.sql import queries
 from tests.factories import eventually, running
 from tests.jobs import Echo
 
@@ -107,3 +108,18 @@ async def test_prune_command_reports_what_it_deleted(
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"completed": 2, "cancelled": 0}
     assert await remaining(db) == {"failed": 1}
+
+
+async def test_pruning_one_status_reads_none_of_the_rows_another_status_keeps(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    await db.execute(
+        "INSERT INTO pgqueue.jobs (job_type, status, finished_at)"
+        " SELECT 'x', 'failed', now() - interval '3 days' FROM generate_series(1, 5000)"
+    )
+    await db.execute("ANALYZE pgqueue.jobs")
+    plan = await db.fetchval(
+        f"EXPLAIN (FORMAT JSON) {queries['prune_jobs'].sql}", "completed", timedelta(days=1), 1000
+    )
+    assert "jobs_finished_idx" in plan  # status leads the index: the kept failed rows are skipped
+    assert '"Seq Scan"' not in plan
