@@ -10,23 +10,28 @@ from pgqueue.errors import (
     JobFailed,
     JobNotFound,
     PgQueueError,
+    ScheduleNotFound,
     SchemaNotInstalled,
     SchemaOutdated,
     UnregisteredJob,
     WaitTimeout,
 )
 from pgqueue.job import Job, JobContext
+from pgqueue.limits import QueueLimit
 from pgqueue.queue import Queue
 from pgqueue.records import (
+    EnqueuedJob,
     JobError,
     JobRecord,
     JobStatus,
     QueueOverview,
     QueueStats,
+    ScheduleRecord,
     WorkerRecord,
 )
 from pgqueue.retention import Retention
 from pgqueue.retry import Backoff, PermanentError, Retry
+from pgqueue.schedule import schedule
 from pgqueue.worker import Worker
 
 __all__ = [
@@ -34,6 +39,7 @@ __all__ = [
     "ClaimLost",
     "ConfigurationError",
     "DuplicateJobType",
+    "EnqueuedJob",
     "InvalidJob",
     "InvalidQueueName",
     "Job",
@@ -47,14 +53,18 @@ __all__ = [
     "PermanentError",
     "PgQueueError",
     "Queue",
+    "QueueLimit",
     "QueueOverview",
     "QueueStats",
     "Retention",
     "Retry",
+    "ScheduleNotFound",
+    "ScheduleRecord",
     "SchemaNotInstalled",
     "SchemaOutdated",
     "UnregisteredJob",
     "WaitTimeout",
     "Worker",
     "WorkerRecord",
+    "schedule",
 ]

@@ -8,8 +8,9 @@ This is the only module that knows SQLAlchemy.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 import asyncpg
@@ -21,9 +22,11 @@ _POSITIONAL = re.compile(r"\$(\d+)")
 
 
 class Executor(Protocol):
-    """Runs one named query and returns its first column."""
+    """Runs one named query; returns its first column, or its first row."""
 
     async def fetch_column(self, query: Query, *args: object) -> list[Any]: ...
+
+    async def fetch_row(self, query: Query, *args: object) -> tuple[Any, ...]: ...
 
 
 class AsyncpgExecutor:
@@ -32,6 +35,11 @@ class AsyncpgExecutor:
 
     async def fetch_column(self, query: Query, *args: object) -> list[Any]:
         return [row[0] for row in await self._connection.fetch(query.sql, *args)]
+
+    async def fetch_row(self, query: Query, *args: object) -> tuple[Any, ...]:
+        row = await self._connection.fetchrow(query.sql, *args)
+        assert row is not None, f"{query.name} returns a row"
+        return tuple(row)
 
 
 class SqlAlchemyExecutor:
@@ -42,6 +50,12 @@ class SqlAlchemyExecutor:
         self._is_async = is_async
 
     async def fetch_column(self, query: Query, *args: object) -> list[Any]:
+        return [row[0] for row in await self._fetch(query, args)]
+
+    async def fetch_row(self, query: Query, *args: object) -> tuple[Any, ...]:
+        return tuple((await self._fetch(query, args))[0])
+
+    async def _fetch(self, query: Query, args: Sequence[object]) -> Sequence[Any]:
         from sqlalchemy import text
 
         # $1 -> (:p1): the parentheses keep casts such as $1::jsonb apart from the bind name.
@@ -52,7 +66,21 @@ class SqlAlchemyExecutor:
         else:
             result = self._connection.execute(statement, params)
         rows: Sequence[Any] = result.fetchall()
-        return [row[0] for row in rows]
+        return rows
+
+
+def database_error(error: BaseException) -> tuple[str, str] | None:
+    """(SQLSTATE, primary message) of an error the server raised, whichever driver (asyncpg,
+    or psycopg/asyncpg under SQLAlchemy) carried it; None for any other error."""
+    cause = getattr(error, "orig", None) or error  # SQLAlchemy wraps the driver's error
+    cause = getattr(cause, "__cause__", None) or cause  # its asyncpg adapter wraps once more
+    if isinstance(cause, asyncpg.PostgresError):
+        return str(cause.sqlstate), str(cause.args[0] if cause.args else cause)
+    diagnostics = getattr(cause, "diag", None)  # psycopg
+    sqlstate = getattr(cause, "sqlstate", None)
+    if diagnostics is not None and isinstance(sqlstate, str):
+        return sqlstate, str(diagnostics.message_primary)
+    return None
 
 
 def executor_for(connection: object) -> Executor:
@@ -73,3 +101,18 @@ def executor_for(connection: object) -> Executor:
         f"connection= got a {type(connection).__qualname__}: pass an asyncpg connection or a "
         "SQLAlchemy Connection, Session, AsyncConnection or AsyncSession"
     )
+
+
+@contextlib.asynccontextmanager
+async def transaction_for(connection: object | None, pool: asyncpg.Pool) -> AsyncIterator[Executor]:
+    """An executor whose statements commit or roll back together: a new transaction on one of
+    the pool's connections, a transaction (a savepoint if one is open) on the caller's asyncpg
+    connection, or the caller's SQLAlchemy transaction, which is always open."""
+    if connection is None:
+        async with pool.acquire() as own, own.transaction():
+            yield AsyncpgExecutor(own)
+    elif isinstance(connection, asyncpg.Connection | PoolConnectionProxy):
+        async with connection.transaction():
+            yield AsyncpgExecutor(connection)
+    else:
+        yield executor_for(connection)

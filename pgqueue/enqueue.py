@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from pgqueue.errors import InvalidJob, UnregisteredJob
 from pgqueue.job import Job, JobOptions, as_timedelta, check_queue_name
+from pgqueue.records import EnqueuedJob
 from pgqueue.registry import registry
 from pgqueue.store import NewJob
 
@@ -35,6 +36,10 @@ class EnqueueOptions:
     queue: str | None = None
     max_retries: int | None = None
     backoff: timedelta | float | None = None
+    unique_key: str | None = None
+    unique_for: timedelta | float | None = None
+    depends_on: Sequence[int] | None = None
+    run_anyway: bool = False
 
 
 def prepare(job: object, options: EnqueueOptions) -> NewJob:
@@ -93,7 +98,40 @@ def _row(job_type: str, payload: str, options: EnqueueOptions, defaults: JobOpti
         if max_retries is None
         else _check_range("max_retries", max_retries, 0, _SMALLINT_MAX - 1) + 1,
         retry_backoff=_as_delta(options.backoff, "backoff"),
+        unique_key=_check_unique_key(options.unique_key, options.unique_for),
+        unique_for=_as_delta(options.unique_for, "unique_for"),
+        depends_on=_check_parents(options.depends_on),
+        run_anyway=_check_run_anyway(options.run_anyway, options.depends_on),
     )
+
+
+def _check_unique_key(key: object, unique_for: object) -> str | None:
+    if key is None:
+        if unique_for is not None:
+            raise InvalidJob("unique_for needs a unique_key")
+        return None
+    if not isinstance(key, str) or not key:
+        raise InvalidJob(f"unique_key must be a non-empty string, got {key!r}")
+    return key
+
+
+def _check_parents(parents: object) -> tuple[int, ...]:
+    if parents is None:
+        return ()
+    if isinstance(parents, str | bytes) or not isinstance(parents, Sequence):
+        raise InvalidJob(f"depends_on must be a list of job ids, got {parents!r}")
+    for parent in parents:
+        if isinstance(parent, bool) or not isinstance(parent, int) or parent < 1:
+            raise InvalidJob(f"depends_on must hold job ids (positive ints), got {parent!r}")
+    return tuple(parents)
+
+
+def _check_run_anyway(run_anyway: object, parents: object) -> bool:
+    if not isinstance(run_anyway, bool):
+        raise InvalidJob(f"run_anyway must be a bool, got {run_anyway!r}")
+    if run_anyway and not parents:
+        raise InvalidJob("run_anyway applies to a job with depends_on")
+    return run_anyway
 
 
 def _check_run_at(run_at: datetime | None, delay: object) -> datetime | None:
@@ -156,13 +194,38 @@ class Dispatch:
     def on_queue(self, queue: str) -> Self:
         return self._with(queue=queue)
 
+    def with_unique_key(self, key: str, unique_for: timedelta | float | None = None) -> Self:
+        """While a live job holds ``key``, return that job instead of inserting another."""
+        return self._with(unique_key=key, unique_for=unique_for)
+
+    def after(self, *parents: int, run_anyway: bool = False) -> Self:
+        """Run once these jobs have completed (``run_anyway``: once they have finished)."""
+        return self._with(depends_on=parents, run_anyway=run_anyway)
+
     def using(self, connection: object) -> Self:
         """Enqueue inside this connection's transaction (asyncpg or SQLAlchemy)."""
         self._connection = connection
         return self
 
-    async def enqueue(self) -> int:
+    async def enqueue(self) -> EnqueuedJob:
         return await self._queue.enqueue_with(self._job, self._options, self._connection)
 
-    def __await__(self) -> Generator[Any, None, int]:
+    def __await__(self) -> Generator[Any, None, EnqueuedJob]:
         return self.enqueue().__await__()
+
+
+class JobGroup:
+    """Jobs enqueued together: ``await queue.group([a, b])``, or with a job that runs once they
+    have all completed: ``await queue.group([a, b]).then(c)``. Returns the ids in order."""
+
+    def __init__(self, queue: Queue, jobs: Sequence[Job], connection: object | None) -> None:
+        self._queue = queue
+        self._jobs = list(jobs)
+        self._connection = connection
+
+    async def then(self, job: Job, *, run_anyway: bool = False) -> list[int]:
+        """Enqueue the group and ``job``, which depends on every job of the group."""
+        return await self._queue.enqueue_graph(self._jobs, job, run_anyway, self._connection)
+
+    def __await__(self) -> Generator[Any, None, list[int]]:
+        return self._queue.enqueue_graph(self._jobs, None, False, self._connection).__await__()

@@ -10,6 +10,7 @@ PgQueueError
 ├── DuplicateJobType        two Job classes claim one registered name
 ├── ClaimLost               the worker no longer holds the job (cancelled or rescued)
 ├── JobNotFound (LookupError)
+├── ScheduleNotFound (LookupError)
 ├── JobFailed               wait_for(): the job ended failed
 ├── JobCancelled            wait_for(): the job was cancelled
 └── WaitTimeout (TimeoutError)
@@ -82,6 +83,14 @@ class JobNotFound(PgQueueError, LookupError):
     def __init__(self, job_id: int) -> None:
         super().__init__(f"no job with id {job_id}")
         self.job_id = job_id
+
+
+class ScheduleNotFound(PgQueueError, LookupError):
+    """No schedule has this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule named {name!r}")
+        self.name = name
 
 
 class JobFailed(PgQueueError):

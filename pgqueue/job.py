@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -64,9 +64,20 @@ class JobContext:
     max_attempts: int
     worker_id: UUID
     will_retry: bool | None = None
+    #: The results of the jobs this one depends on, by id in ``depends_on`` order, each typed by
+    #: its class's ``handle()`` return annotation (None for a parent that did not complete).
+    parent_results: Mapping[int, Any] = field(default_factory=dict)
     open_transaction: Callable[[], AbstractAsyncContextManager[Any]] | None = field(
         default=None, repr=False, compare=False
     )
+
+    def parent_result(self) -> Any:
+        """The result of this job's one parent (e.g. the previous job of a chain)."""
+        if len(self.parent_results) != 1:
+            raise LookupError(
+                f"job {self.job_id} has {len(self.parent_results)} parents: read parent_results"
+            )
+        return next(iter(self.parent_results.values()))
 
     def transaction(self) -> AbstractAsyncContextManager[Any]:
         """A transaction (yielding an asyncpg connection) that also completes this job.

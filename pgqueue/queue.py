@@ -6,19 +6,38 @@ import asyncio
 import itertools
 import time
 from collections.abc import Generator, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 import asyncpg
 
-from pgqueue.connections import executor_for
-from pgqueue.enqueue import Dispatch, EnqueueOptions, prepare, prepare_by_name
-from pgqueue.errors import JobCancelled, JobFailed, JobNotFound, WaitTimeout
+from pgqueue.connections import executor_for, transaction_for
+from pgqueue.enqueue import Dispatch, EnqueueOptions, JobGroup, prepare, prepare_by_name
+from pgqueue.errors import (
+    InvalidJob,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    ScheduleNotFound,
+    WaitTimeout,
+)
 from pgqueue.job import Job, check_queue_name
-from pgqueue.records import JobRecord, JobStatus, QueueOverview, QueueStats, WorkerRecord
+from pgqueue.limits import QueueLimit
+from pgqueue.records import (
+    EnqueuedJob,
+    JobRecord,
+    JobStatus,
+    MissedTicks,
+    QueueOverview,
+    QueueStats,
+    ScheduleRecord,
+    WorkerRecord,
+)
 from pgqueue.registry import registry
 from pgqueue.retention import Retention
+from pgqueue.schedule import build_schedule
 from pgqueue.settings import resolve_dsn
 from pgqueue.store import JobStore
 
@@ -81,19 +100,80 @@ class Queue:
         queue: str | None = None,
         max_retries: int | None = None,
         backoff: timedelta | float | None = None,
+        unique_key: str | None = None,
+        unique_for: timedelta | float | None = None,
+        depends_on: Sequence[int] | None = None,
+        run_anyway: bool = False,
         connection: object | None = None,
-    ) -> int:
-        """Enqueue one job and return its id. With ``connection=``, inside that transaction."""
-        options = EnqueueOptions(delay, run_at, priority, queue, max_retries, backoff)
+    ) -> EnqueuedJob:
+        """Enqueue one job and return its id. With ``connection=``, inside that transaction.
+
+        ``unique_key``: while a job with this key is pending or running (or completed less than
+        ``unique_for`` ago), return that job's id, with ``.existing`` set, and insert nothing.
+        ``depends_on``: run only once these jobs have completed; if one fails or is cancelled,
+        this job is cancelled, unless ``run_anyway`` (then it runs once they have all finished).
+        """
+        options = EnqueueOptions(
+            delay,
+            run_at,
+            priority,
+            queue,
+            max_retries,
+            backoff,
+            unique_key,
+            unique_for,
+            depends_on,
+            run_anyway,
+        )
         return await self.enqueue_with(job, options, connection)
 
     async def enqueue_with(
         self, job: Job, options: EnqueueOptions, connection: object | None = None
-    ) -> int:
+    ) -> EnqueuedJob:
         """Enqueue one job with options already gathered (the dispatch builder's path)."""
         row = prepare(job, options)
         executor = None if connection is None else executor_for(connection)
         return await self.store.enqueue(job=row, executor=executor)
+
+    async def chain(self, *jobs: Job, connection: object | None = None) -> list[int]:
+        """Enqueue jobs that run one after the other, each once the previous one has completed,
+        in one transaction. Returns their ids in order."""
+        if not jobs:
+            raise ValueError("chain() needs at least one job")
+        rows = [prepare(job, EnqueueOptions()) for job in jobs]  # all valid before any is written
+        ids: list[int] = []
+        async with transaction_for(connection, self.store.pool) as executor:
+            for row in rows:
+                ids.append(
+                    await self.store.enqueue(
+                        job=replace(row, depends_on=tuple(ids[-1:])), executor=executor
+                    )
+                )
+        return ids
+
+    def group(self, jobs: Sequence[Job], *, connection: object | None = None) -> JobGroup:
+        """Jobs enqueued together in one transaction; ``.then(job)`` adds one that runs once
+        they have all completed. Await either for the ids in order."""
+        return JobGroup(self, jobs, connection)
+
+    async def enqueue_graph(
+        self,
+        parents: Sequence[Job],
+        child: Job | None,
+        run_anyway: bool,
+        connection: object | None,
+    ) -> list[int]:
+        """Enqueue ``parents``, then ``child`` depending on all of them, in one transaction."""
+        if not parents:
+            raise ValueError("group() needs at least one job")
+        rows = [prepare(job, EnqueueOptions()) for job in parents]
+        last = None if child is None else prepare(child, EnqueueOptions())
+        async with transaction_for(connection, self.store.pool) as executor:
+            ids = await self.store.enqueue_batch(jobs=rows, executor=executor)
+            if last is not None:
+                row = replace(last, depends_on=tuple(ids), run_anyway=run_anyway)
+                ids.append(await self.store.enqueue(job=row, executor=executor))
+        return ids
 
     async def enqueue_batch(
         self,
@@ -124,12 +204,23 @@ class Queue:
         queue: str | None = None,
         priority: int | None = None,
         max_retries: int | None = None,
-    ) -> int:
+        unique_key: str | None = None,
+        depends_on: Sequence[int] | None = None,
+    ) -> EnqueuedJob:
         """Enqueue a job by its registered name with a JSON object as payload.
 
         Validated by the class when it is registered in this process; else the worker does it.
         """
-        options = EnqueueOptions(delay, None, priority, queue, max_retries, None)
+        options = EnqueueOptions(
+            delay,
+            None,
+            priority,
+            queue,
+            max_retries,
+            None,
+            unique_key=unique_key,
+            depends_on=depends_on,
+        )
         return await self.store.enqueue(job=prepare_by_name(job_type, payload, options))
 
     def dispatch(
@@ -142,13 +233,28 @@ class Queue:
         queue: str | None = None,
         max_retries: int | None = None,
         backoff: timedelta | float | None = None,
+        unique_key: str | None = None,
+        unique_for: timedelta | float | None = None,
+        depends_on: Sequence[int] | None = None,
+        run_anyway: bool = False,
         connection: object | None = None,
     ) -> Dispatch:
         """An awaitable builder: ``await queue.dispatch(job).with_max_retries(5)``.
 
         Takes the keywords of ``enqueue``; a builder method overrides its keyword.
         """
-        options = EnqueueOptions(delay, run_at, priority, queue, max_retries, backoff)
+        options = EnqueueOptions(
+            delay,
+            run_at,
+            priority,
+            queue,
+            max_retries,
+            backoff,
+            unique_key,
+            unique_for,
+            depends_on,
+            run_anyway,
+        )
         return Dispatch(self, job, options, connection)
 
     # --- read side -----------------------------------------------------------------------------
@@ -253,7 +359,8 @@ class Queue:
         return deleted
 
     async def queue_overview(self) -> list[QueueOverview]:
-        """Every queue's counts by state, oldest due job's wait and last minute's completions."""
+        """Every queue with jobs or settings: counts by state, the oldest due job's wait, the
+        last minute's completions, and whether it is paused or limited."""
         return await self.store.queue_overview()
 
     async def failed_jobs(
@@ -269,6 +376,83 @@ class Queue:
     async def workers(self) -> list[WorkerRecord]:
         """Registered workers and the ids of the jobs each holds."""
         return await self.store.list_workers()
+
+    # --- queues: pause and limits, shared by every worker ------------------------------------
+
+    async def pause_queue(self, queue: str) -> None:
+        """No worker claims jobs from ``queue`` until it is resumed (running jobs go on)."""
+        await self.store.set_queue_paused(queue=check_queue_name(queue), paused=True)
+
+    async def resume_queue(self, queue: str) -> None:
+        await self.store.set_queue_paused(queue=check_queue_name(queue), paused=False)
+
+    async def set_queue_limits(
+        self,
+        queue: str,
+        *,
+        concurrency: int | None = None,
+        rate: int | None = None,
+        per: timedelta | float = timedelta(seconds=1),
+    ) -> None:
+        """Limit ``queue`` across all workers: at most ``concurrency`` jobs running at once, at
+        most ``rate`` jobs started per ``per`` (windows aligned on the database clock). None
+        removes a limit."""
+        await self.store.set_queue_limits(
+            queue=check_queue_name(queue),
+            limit=QueueLimit(concurrency=concurrency, rate=rate, per=per),
+        )
+
+    # --- schedules ---------------------------------------------------------------------------
+
+    async def add_schedule(
+        self,
+        name: str,
+        cron: str,
+        job: Job,
+        *,
+        timezone: str = "UTC",
+        missed: MissedTicks = "latest",
+        queue: str | None = None,
+        priority: int | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        """Store a schedule that enqueues ``job`` (its fields as fixed arguments) at each tick
+        of ``cron`` in ``timezone``; every worker keeps it. Adding it again updates it in place,
+        keeping its paused state and its ticks."""
+        schedule = build_schedule(
+            name,
+            cron,
+            job,
+            timezone=timezone,
+            missed=missed,
+            queue=queue,
+            priority=priority,
+            max_retries=max_retries,
+        )
+        if not await self.store.save_schedule(schedule=schedule, in_code=False):
+            raise InvalidJob(
+                f"schedule {name!r} is declared in code with @schedule: give this one another name"
+            )
+
+    async def schedules(self) -> list[ScheduleRecord]:
+        """Every schedule, declared in code or added, with its next tick."""
+        return await self.store.list_schedules()
+
+    async def pause_schedule(self, name: str) -> None:
+        """Enqueue nothing for this schedule until it is resumed."""
+        if not await self.store.set_schedule_paused(name=name, paused=True):
+            raise ScheduleNotFound(name)
+
+    async def resume_schedule(self, name: str) -> None:
+        """Go on from the next tick; the ticks that came due while paused are skipped."""
+        if not await self.store.set_schedule_paused(name=name, paused=False):
+            raise ScheduleNotFound(name)
+
+    async def delete_schedule(self, name: str) -> None:
+        """Delete a schedule (jobs it enqueued stay). One declared in code comes back when a
+        worker that declares it starts."""
+        if not await self.store.delete_schedule(name=name):
+            raise ScheduleNotFound(name)
 
 
 def _outcome(record: JobRecord) -> Any:

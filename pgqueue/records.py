@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal, Self
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Json
@@ -59,6 +59,29 @@ class JobRecord(_Record):
     last_error: str | None
     errors: Json[list[JobError]]
     worker_id: UUID | None
+    blocked: bool  # pending, waiting for its parents to complete
+    depends_on: list[int] | None
+    unique_key: str | None
+    schedule_name: str | None  # enqueued by this schedule ...
+    schedule_tick: datetime | None  # ... for this tick
+
+
+class EnqueuedJob(int):
+    """An enqueued job's id (an ``int``). ``existing`` is True when ``unique_key`` was held by a
+    live job: this is that job's id, and nothing was inserted."""
+
+    existing: bool
+
+    def __new__(cls, job_id: int, *, existing: bool = False) -> Self:
+        enqueued = super().__new__(cls, job_id)
+        enqueued.existing = existing
+        return enqueued
+
+    def __repr__(self) -> str:
+        return f"EnqueuedJob({int(self)}, existing={self.existing})"
+
+    def __str__(self) -> str:  # the plain id, as for an int (whose __str__ would call __repr__)
+        return int.__repr__(self)
 
 
 class QueueStats(_Record):
@@ -71,14 +94,42 @@ class QueueStats(_Record):
     completed: int
     failed: int
     cancelled: int
+    blocked: int  # pending jobs waiting for their parents
 
 
 class QueueOverview(QueueStats):
-    """One queue at a glance (the ``pgqueue.queue_stats`` view)."""
+    """One queue at a glance: the ``pgqueue.queue_stats`` view and its shared settings."""
 
     queue: str
     oldest_pending_seconds: float | None  # how long the oldest due job has waited
     completed_last_minute: int
+    paused: bool  # no worker claims its jobs
+    concurrency_limit: int | None  # at most this many running at once, cluster-wide
+    rate_limit: int | None  # at most this many started ...
+    rate_period: timedelta | None  # ... per window of this length
+
+
+MissedTicks = Literal["latest", "none", "all"]
+
+
+class ScheduleRecord(_Record):
+    """A stored schedule; ``next_tick`` is computed from the database clock."""
+
+    name: str
+    cron: str
+    timezone: str
+    job_type: str
+    payload: Json[dict[str, Any]]
+    queue: str
+    priority: int
+    max_attempts: int | None
+    missed: MissedTicks
+    paused: bool
+    in_code: bool  # declared with @schedule (else added with Queue.add_schedule)
+    last_tick: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    next_tick: datetime | None
 
 
 class WorkerRecord(_Record):

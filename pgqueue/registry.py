@@ -11,13 +11,16 @@ from pgqueue.errors import ConfigurationError, DuplicateJobType
 
 if TYPE_CHECKING:
     from pgqueue.job import Job
+    from pgqueue.schedule import Schedule
 
 
 class Registry:
-    """Holds every runnable Job class under its registered name."""
+    """Holds every runnable Job class under its registered name, and the schedules declared
+    with ``@schedule``."""
 
     def __init__(self) -> None:
         self._classes: dict[str, type[Job]] = {}
+        self._schedules: dict[str, Schedule] = {}
 
     def register(self, cls: type[Job]) -> None:
         name = cls.job_options.name
@@ -45,6 +48,18 @@ class Registry:
 
     def classes(self) -> list[type[Job]]:
         return [self._classes[name] for name in self.names()]
+
+    def add_schedule(self, schedule: Schedule) -> None:
+        existing = self._schedules.get(schedule.name)
+        if existing is not None and existing.job_type != schedule.job_type:
+            raise ConfigurationError(
+                f"schedule {schedule.name!r} is already declared for {existing.job_type}: "
+                "pass name='...' to tell them apart"
+            )
+        self._schedules[schedule.name] = schedule  # a redefinition (module reloaded) replaces it
+
+    def schedules(self) -> list[Schedule]:
+        return [self._schedules[name] for name in sorted(self._schedules)]
 
 
 registry = Registry()

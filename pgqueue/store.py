@@ -10,16 +10,33 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from pgqueue.connections import AsyncpgExecutor, Executor
-from pgqueue.errors import SchemaNotInstalled, SchemaOutdated
-from pgqueue.records import JobRecord, JobStatus, QueueOverview, QueueStats, WorkerRecord
+from pgqueue.connections import AsyncpgExecutor, Executor, database_error
+from pgqueue.cron import next_tick
+from pgqueue.errors import InvalidJob, SchemaNotInstalled, SchemaOutdated
+from pgqueue.limits import QueueLimit
+from pgqueue.records import (
+    EnqueuedJob,
+    JobRecord,
+    JobStatus,
+    MissedTicks,
+    QueueOverview,
+    QueueStats,
+    ScheduleRecord,
+    WorkerRecord,
+)
 from pgqueue.sql import SCHEMA_REVISION, queries
+
+if TYPE_CHECKING:
+    from pgqueue.schedule import Schedule
+
+
+_FOREIGN_KEY_VIOLATION = "23503"  # what pgqueue.enqueue_job raises for a missing parent
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,32 @@ class NewJob:
     priority: int
     max_attempts: int | None
     retry_backoff: timedelta | None
+    unique_key: str | None = None
+    unique_for: timedelta | None = None
+    depends_on: tuple[int, ...] = ()
+    run_anyway: bool = False
+
+
+@dataclass(frozen=True)
+class ParentResult:
+    """A parent of a running job: its type, how it ended and what it returned (JSON text)."""
+
+    id: int
+    job_type: str
+    status: JobStatus
+    result: str | None
+
+
+@dataclass(frozen=True)
+class DueSchedule:
+    """A schedule as a worker's scheduler reads it."""
+
+    name: str
+    cron: str
+    timezone: str
+    missed: MissedTicks
+    ticks_after: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -47,6 +90,7 @@ class ClaimedJob:
     attempt: int
     max_attempts: int | None  # None: the worker's default applies
     retry_backoff: timedelta | None
+    depends_on: tuple[int, ...]
 
 
 class JobStore:
@@ -92,8 +136,18 @@ class JobStore:
 
     # --- enqueue (may run on the caller's connection) ---------------------------------------
 
-    async def enqueue(self, *, job: NewJob, executor: Executor | None = None) -> int:
-        ids = await (executor or self._pool_executor).fetch_column(
+    async def enqueue(self, *, job: NewJob, executor: Executor | None = None) -> EnqueuedJob:
+        """Raises InvalidJob when a parent in ``depends_on`` does not exist."""
+        try:
+            return await self._enqueue(job, executor or self._pool_executor)
+        except Exception as error:
+            raised = database_error(error)
+            if raised is not None and raised[0] == _FOREIGN_KEY_VIOLATION:
+                raise InvalidJob(raised[1]) from error
+            raise
+
+    async def _enqueue(self, job: NewJob, executor: Executor) -> EnqueuedJob:
+        job_id, existing = await executor.fetch_row(
             queries["enqueue"],
             job.job_type,
             job.payload,
@@ -103,8 +157,12 @@ class JobStore:
             job.priority,
             job.max_attempts,
             job.retry_backoff,
+            job.unique_key,
+            job.unique_for,
+            list(job.depends_on) or None,
+            job.run_anyway,
         )
-        return int(ids[0])
+        return EnqueuedJob(job_id, existing=existing)
 
     async def enqueue_batch(
         self, *, jobs: Sequence[NewJob], executor: Executor | None = None
@@ -139,6 +197,7 @@ class JobStore:
                 attempt=row["attempts"],
                 max_attempts=row["max_attempts"],
                 retry_backoff=row["retry_backoff"],
+                depends_on=tuple(row["depends_on"] or ()),
             )
             for row in rows
         ]
@@ -160,6 +219,8 @@ class JobStore:
     ) -> list[int]:
         """Returns the ids written; with ``connection``, inside its transaction."""
         sql = queries["complete_jobs"].sql
+        # In id order, so two completions that share parents' dependents lock them alike.
+        ids, attempts, results = _sorted_by_id(ids, attempts, results)
         if connection is not None:
             rows = await connection.fetch(sql, ids, attempts, results, worker_id)
         else:
@@ -196,6 +257,13 @@ class JobStore:
         """False when this worker no longer held the job."""
         snoozed = await self.pool.fetchval(queries["snooze_job"].sql, id, attempt, worker_id, delay)
         return snoozed is not None
+
+    async def parent_results(self, *, ids: Sequence[int]) -> list[ParentResult]:
+        rows = await self.pool.fetch(queries["parent_results"].sql, ids)
+        return [
+            ParentResult(row["id"], row["job_type"], JobStatus(row["status"]), row["result"])
+            for row in rows
+        ]
 
     async def cancelled_among(self, *, ids: Sequence[int]) -> list[int]:
         rows = await self.pool.fetch(queries["cancelled_among"].sql, ids)
@@ -297,3 +365,110 @@ class JobStore:
     async def list_workers(self) -> list[WorkerRecord]:
         rows = await self.pool.fetch(queries["list_workers"].sql)
         return [WorkerRecord.model_validate(dict(row)) for row in rows]
+
+    # --- queues -------------------------------------------------------------------------------
+
+    async def set_queue_paused(self, *, queue: str, paused: bool) -> None:
+        await self.pool.execute(queries["set_queue_paused"].sql, queue, paused)
+
+    async def set_queue_limits(
+        self, *, queue: str, limit: QueueLimit, keep_unset: bool = False
+    ) -> None:
+        """A limit that is None is removed, or with ``keep_unset`` left as it was."""
+        await self.pool.execute(
+            queries["set_queue_limits"].sql,
+            queue,
+            limit.concurrency,
+            limit.rate,
+            None if limit.rate is None else limit.period,
+            keep_unset,
+        )
+
+    # --- schedules ----------------------------------------------------------------------------
+
+    async def save_schedule(self, *, schedule: Schedule, in_code: bool) -> bool:
+        """False when a schedule of that name is of the other kind (code / add_schedule)."""
+        saved = await self.pool.fetchval(
+            queries["save_schedule"].sql,
+            schedule.name,
+            schedule.cron,
+            schedule.timezone,
+            schedule.job_type,
+            schedule.payload,
+            schedule.queue,
+            schedule.priority,
+            schedule.max_attempts,
+            schedule.missed,
+            in_code,
+        )
+        return saved is not None
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        rows = await self.pool.fetch(queries["list_schedules"].sql)
+        return [
+            ScheduleRecord.model_validate(
+                {
+                    **row,
+                    "next_tick": None if row["paused"] else _next_tick(row),
+                }
+            )
+            for row in rows
+        ]
+
+    async def set_schedule_paused(self, *, name: str, paused: bool) -> bool:
+        """False when there is no such schedule."""
+        return (
+            await self.pool.fetchval(queries["set_schedule_paused"].sql, name, paused) is not None
+        )
+
+    async def delete_schedule(self, *, name: str) -> bool:
+        return await self.pool.fetchval(queries["delete_schedule"].sql, name) is not None
+
+    async def due_schedules(
+        self, *, declared_names: Sequence[str]
+    ) -> tuple[datetime, list[DueSchedule]]:
+        """The database clock, and the schedules this worker keeps."""
+        rows = await self.pool.fetch(queries["due_schedules"].sql, declared_names)
+        schedules = [
+            DueSchedule(
+                name=row["name"],
+                cron=row["cron"],
+                timezone=row["timezone"],
+                missed=row["missed"],
+                ticks_after=row["ticks_after"],
+                updated_at=row["updated_at"],
+            )
+            for row in rows
+            if row["name"] is not None
+        ]
+        return rows[0]["db_now"], schedules
+
+    async def enqueue_schedule_ticks(
+        self,
+        *,
+        name: str,
+        seen_updated_at: datetime,
+        ticks: Sequence[datetime],
+        done_until: datetime,
+    ) -> list[int]:
+        rows = await self.pool.fetch(
+            queries["enqueue_schedule_ticks"].sql, name, seen_updated_at, ticks, done_until
+        )
+        return [row["id"] for row in rows]
+
+
+def _next_tick(row: asyncpg.Record) -> datetime | None:
+    """When a stored schedule ticks next; None if croniter cannot say (a row written by hand)."""
+    try:
+        return next_tick(
+            row["cron"], row["timezone"], max(row["db_now"], row["last_tick"] or row["created_at"])
+        )
+    except (ValueError, LookupError):
+        return None
+
+
+def _sorted_by_id(
+    ids: Sequence[int], attempts: Sequence[int], results: Sequence[str | None]
+) -> tuple[list[int], list[int], list[str | None]]:
+    ordered = sorted(zip(ids, attempts, results, strict=True))
+    return [i for i, _, _ in ordered], [a for _, a, _ in ordered], [r for _, _, r in ordered]

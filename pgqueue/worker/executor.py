@@ -14,6 +14,7 @@ import contextlib
 import contextvars
 import dataclasses
 import inspect
+import json
 import logging
 import threading
 import traceback
@@ -91,6 +92,10 @@ class JobExecutor:
         deadline = asyncio.timeout(None if timeout is None else timeout.total_seconds())
         try:
             try:
+                if claimed.depends_on:
+                    job._context = dataclasses.replace(
+                        job.context, parent_results=await self._parent_results(claimed)
+                    )
                 async with deadline:
                     returned = await self._call_handle(job)
                 result = _serialize_result(cls, returned)
@@ -115,6 +120,20 @@ class JobExecutor:
                 self._completer.completed_elsewhere(claimed)
             else:
                 self._completer.complete(claimed, result)
+
+    async def _parent_results(self, claimed: ClaimedJob) -> dict[int, Any]:
+        """Each parent's result, typed by its class's handle() (None if it did not complete)."""
+        results: dict[int, Any] = {}
+        for parent in await self._store.parent_results(ids=claimed.depends_on):
+            cls = self._registry.get(parent.job_type)
+            adapter = None if cls is None else cls.result_adapter()
+            if parent.result is None:
+                results[parent.id] = None
+            elif adapter is None:
+                results[parent.id] = json.loads(parent.result)
+            else:
+                results[parent.id] = adapter.validate_json(parent.result)
+        return {parent: results.get(parent) for parent in claimed.depends_on}
 
     def _max_attempts(self, claimed: ClaimedJob, options: JobOptions) -> int:
         """The row's (enqueue or builder), else the class's, else the worker's default."""

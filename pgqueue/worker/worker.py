@@ -12,12 +12,13 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from uuid import uuid4
 
 from pgqueue.errors import ConfigurationError
 from pgqueue.job import as_timedelta, check_queue_name
+from pgqueue.limits import QueueLimit
 from pgqueue.queue import Queue
 from pgqueue.registry import Registry, registry
 from pgqueue.retention import Retention
@@ -29,6 +30,7 @@ from pgqueue.worker.fetcher import Fetcher
 from pgqueue.worker.heartbeat import Heartbeat
 from pgqueue.worker.listener import Listener
 from pgqueue.worker.maintenance import Maintenance
+from pgqueue.worker.scheduler import Scheduler
 
 log = logging.getLogger("pgqueue.worker")
 
@@ -37,7 +39,13 @@ _PRUNE_BATCH = 1000
 
 
 class Worker:
-    """Runs jobs from ``queues`` (default: every queue a registered job class names)."""
+    """Runs jobs from ``queues`` (default: every queue a registered job class or schedule
+    names), and enqueues the ticks of the schedules it keeps.
+
+    ``queue_limits`` sets cluster-wide limits when it starts: ``{"emails": 10}`` keeps at most
+    10 email jobs running across all workers; a QueueLimit also sets a rate. Limits it does not
+    give stay as they were.
+    """
 
     def __init__(
         self,
@@ -54,6 +62,7 @@ class Worker:
         heartbeat_timeout: timedelta | float = timedelta(seconds=30),
         retention: Retention | None = Retention(),  # noqa: B008 - immutable
         listen: bool = True,
+        queue_limits: Mapping[str, int | QueueLimit] | None = None,
         job_registry: Registry | None = None,
     ) -> None:
         if concurrency < 1:
@@ -77,6 +86,10 @@ class Worker:
             raise ValueError("heartbeat_timeout must be longer than heartbeat_interval")
         self._retention = retention  # None: this worker does not prune
         self._listen = listen  # False: poll only (PgBouncer in transaction mode)
+        self._queue_limits = {
+            check_queue_name(name): limit if isinstance(limit, QueueLimit) else QueueLimit(limit)
+            for name, limit in (queue_limits or {}).items()
+        }
         self._registry = job_registry or registry
         self._error_hooks: list[ErrorHook] = []
         self._active: dict[int, asyncio.Task[None]] = {}
@@ -99,6 +112,8 @@ class Worker:
         queues, job_types = self._work_plan()
         store = self._queue.store
         await store.check_schema()
+        for name, limit in self._queue_limits.items():  # a limit not given stays as it was
+            await store.set_queue_limits(queue=name, limit=limit, keep_unset=True)
         self._finished.clear()
         self._hurry.clear()
         completer = Completer(
@@ -114,6 +129,9 @@ class Worker:
             else None
         )
         heartbeat = Heartbeat(store, self.id, queues, self._concurrency, self._heartbeat_interval)
+        scheduler = Scheduler(
+            store, declared=self._registry.schedules(), poll_interval=self._poll_interval
+        )
         maintenance = Maintenance(
             store,
             worker_id=self.id,
@@ -132,12 +150,14 @@ class Worker:
                 completer.start()
                 await heartbeat.start()  # registered last: a worker row means it is listening
                 maintenance.start()
+                await scheduler.start()
                 await fetcher.run()
             except asyncio.CancelledError:
                 self._hurry.set()  # cancelled from outside: no grace period
                 raise
             finally:
                 try:
+                    await scheduler.stop()
                     await maintenance.stop()
                     await self._shutdown(completer)
                     if listener is not None:
@@ -152,7 +172,10 @@ class Worker:
         job_types = self._registry.names()
         if not job_types:
             raise ConfigurationError("no job classes are registered: import them (--app)")
-        queues = self._queues or sorted({c.job_options.queue for c in self._registry.classes()})
+        queues = self._queues or sorted(
+            {c.job_options.queue for c in self._registry.classes()}
+            | {s.queue for s in self._registry.schedules()}
+        )
         log.info(
             "worker %s: queues %s, concurrency %s, %s, job types %s",
             self.id,
