@@ -135,17 +135,19 @@ def main(ctx: click.Context) -> None:
 
 
 def _register_commands() -> None:
+    from pgqueue.cli.bench import bench
     from pgqueue.cli.config import config
     from pgqueue.cli.demo import demo
     from pgqueue.cli.jobs import cancel, clear, dlq, enqueue, list_queues, retry, status, workers
     from pgqueue.cli.ops import migrate, prune
+    from pgqueue.cli.queues import limit, pause, resume
+    from pgqueue.cli.schedules import schedules
     from pgqueue.cli.work import work
 
     for command in (cancel, clear, config, demo, dlq, enqueue, list_queues, migrate, retry, status):
         main.add_command(command)
-    main.add_command(prune)
-    main.add_command(work)
-    main.add_command(workers)
+    for command in (bench, limit, pause, prune, resume, schedules, work, workers):
+        main.add_command(command)
 
 
 _register_commands()

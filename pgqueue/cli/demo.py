@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 
-from pgqueue import migrate as migrations
 from pgqueue.cli import configure_logging, dsn_option
 from pgqueue.job import Job
 from pgqueue.queue import Queue
@@ -39,6 +38,7 @@ def demo(dsn: str | None) -> None:
 
 
 async def _demo(dsn: str | None) -> None:
+    from pgqueue import migrate as migrations  # not at the top: see the migrate command
     from pgqueue.cli.demo_jobs import DEMO_QUEUE, ChargeCard, FlakyUpload, Greet, Thumbnail
 
     resolved = resolve_dsn(dsn)

@@ -12,7 +12,7 @@ from pgqueue.cli import Duration, dsn_option, with_queue
 from pgqueue.cli.output import emit_json, emit_table, json_option
 from pgqueue.errors import PgQueueError
 from pgqueue.queue import Queue
-from pgqueue.records import JobStatus
+from pgqueue.records import JobStatus, QueueOverview
 from pgqueue.registry import load_app
 
 
@@ -28,8 +28,9 @@ job_ids_argument = click.argument("job_ids", metavar="JOB_ID...", nargs=-1, type
 @dsn_option
 @json_option
 def list_queues(dsn: str | None, as_json: bool) -> None:
-    """Every queue: jobs by state (sched: due later), how long the oldest due job has waited,
-    and jobs done in the last minute."""
+    """Every queue: jobs by state (sched: due later; blocked: waiting on parents), how long the
+    oldest due job has waited, jobs done in the last minute, and the queue's cluster-wide limits.
+    Paused queues say so."""
     overview = with_queue(dsn, lambda queue: queue.queue_overview())
     if as_json:
         emit_json(overview)
@@ -37,20 +38,33 @@ def list_queues(dsn: str | None, as_json: bool) -> None:
     # Short labels so the table fits 80 columns; --json has the full field names.
     rows = [
         {
-            "queue": r.queue,
+            "queue": f"{r.queue} (paused)" if r.paused else r.queue,
             "pending": r.pending,
             "sched": r.scheduled,
             "running": r.running,
             "done": r.completed,
             "failed": r.failed,
             "cancel": r.cancelled,
+            "blocked": r.blocked,
             "oldest": _age(r.oldest_pending_seconds),
             "1min": r.completed_last_minute,
+            "limits": _limits(r),
         }
         for r in overview
     ]
-    columns = ["queue", "pending", "sched", "running", "done", "failed", "cancel", "oldest", "1min"]
+    columns = ["queue", "pending", "sched", "running", "done", "failed", "cancel", "blocked"]
+    columns += ["oldest", "1min", "limits"]
     emit_table(rows, columns, title="queues")
+
+
+def _limits(overview: QueueOverview) -> str | None:
+    """``3 running, 100/60s`` for a limited queue."""
+    parts = []
+    if overview.concurrency_limit is not None:
+        parts.append(f"{overview.concurrency_limit} running")
+    if overview.rate_limit is not None and overview.rate_period is not None:
+        parts.append(f"{overview.rate_limit}/{overview.rate_period.total_seconds():g}s")
+    return ", ".join(parts) or None
 
 
 def _age(seconds: float | None) -> str | None:
@@ -122,9 +136,12 @@ def retry(
         for job_id in job_ids:
             status = await q.get_job_status(job_id)  # JobNotFound: exit 1, saying so
             if not await q.retry(job_id):
-                raise PgQueueError(
-                    f"job {job_id} is {status}: only failed or cancelled jobs can be retried"
+                reason = (
+                    "another live job holds its unique_key"
+                    if status in (JobStatus.FAILED, JobStatus.CANCELLED)
+                    else "only failed or cancelled jobs can be retried"
                 )
+                raise PgQueueError(f"job {job_id} is {status}: {reason}")
             click.echo(f"job {job_id} is pending again")
 
     with_queue(dsn, retry_each)
@@ -171,6 +188,18 @@ def status(job_id: int, dsn: str | None, as_json: bool) -> None:
 @click.option("--queue", help="Default: the job class's queue, else 'default'.")
 @click.option("--priority", type=int, help="Higher runs first. Default: 0.")
 @click.option(
+    "--unique-key",
+    help="Insert nothing while a live job holds this key; print that job's id instead.",
+)
+@click.option(
+    "--depends-on",
+    "depends_on",
+    type=int,
+    multiple=True,
+    metavar="JOB_ID",
+    help="Run once this job has completed (repeat for several).",
+)
+@click.option(
     "--app",
     envvar="PGQUEUE_APP",
     metavar="MODULE",
@@ -184,6 +213,8 @@ def enqueue(
     delay: timedelta | None,
     queue: str | None,
     priority: int | None,
+    unique_key: str | None,
+    depends_on: tuple[int, ...],
     app: str | None,
     dsn: str | None,
     as_json: bool,
@@ -198,10 +229,20 @@ def enqueue(
             load_app(module.strip())
     job_id = with_queue(
         dsn,
-        lambda q: q.enqueue_by_name(job_type, values, delay=delay, queue=queue, priority=priority),
+        lambda q: q.enqueue_by_name(
+            job_type,
+            values,
+            delay=delay,
+            queue=queue,
+            priority=priority,
+            unique_key=unique_key,
+            depends_on=depends_on or None,
+        ),
     )
     if as_json:
-        emit_json({"id": job_id})
+        emit_json({"id": job_id, "existing": job_id.existing})
+    elif job_id.existing:
+        click.echo(f"job {job_id} already holds unique key {unique_key!r}: nothing enqueued")
     else:
         click.echo(f"enqueued job {job_id}")
 

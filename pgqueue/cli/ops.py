@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from pgqueue import migrate as migrations
 from pgqueue.cli import Duration, configure_logging, dsn_option, with_queue
 from pgqueue.cli.output import emit_json, json_option
 from pgqueue.retention import Retention
@@ -28,6 +27,10 @@ log = logging.getLogger("pgqueue")
 @dsn_option
 def migrate(print_sql: bool, dsn: str | None) -> None:
     """Create or upgrade the pgqueue schema (idempotent; safe to run on every deploy)."""
+    # Imported here: alembic and SQLAlchemy weigh about 25 MiB, which every `pgqueue work`
+    # process would otherwise carry, since importing the CLI imports each command's module.
+    from pgqueue import migrate as migrations
+
     if print_sql:
         click.echo(migrations.upgrade_sql())
         return

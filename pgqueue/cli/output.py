@@ -21,6 +21,7 @@ _SHORT = {
     "cancel",
     "oldest",
     "1min",
+    "blocked",
     "id",
     "attempts",
     "pid",

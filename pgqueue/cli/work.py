@@ -6,12 +6,14 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import click
 
 from pgqueue.cli import configure_logging, dsn_option, log_level_option
 from pgqueue.cli.ops import retention_from, retention_options
+from pgqueue.limits import QueueLimit
 from pgqueue.queue import Queue
 from pgqueue.registry import load_app
 from pgqueue.settings import redact_dsn, resolve_dsn
@@ -124,6 +126,18 @@ def _split(value: str | None) -> list[str] | None:
     help="Seconds without a heartbeat after which a worker counts as dead and its jobs are "
     "rescued.",
 )
+@click.option(
+    "--queue-limits",
+    metavar="Q=N,...",
+    help="Cluster-wide concurrency limits set when the worker starts: emails=10 keeps at most 10 "
+    "email jobs running across all workers.",
+)
+@click.option(
+    "--queue-rates",
+    metavar="Q=N/PERIOD,...",
+    help="Cluster-wide rate limits set when the worker starts: emails=100/1m starts at most 100 "
+    "email jobs per minute (units ms, s, m, h, d).",
+)
 @retention_options
 @dsn_option
 @log_level_option
@@ -152,7 +166,37 @@ def work(apps: str, queues: str | None, dsn: str | None, log_level: str, **optio
     if options["poll_interval"] is None:
         options["poll_interval"] = 5.0 if options["listen"] else 1.0
     options["retention"] = retention_from(options)
+    options["queue_limits"] = queue_limits_from(
+        options.pop("queue_limits"), options.pop("queue_rates")
+    )
     asyncio.run(_work(dsn, queues=_split(queues), **options))
+
+
+def queue_limits_from(concurrency: str | None, rates: str | None) -> dict[str, QueueLimit]:
+    """``emails=10`` and ``emails=100/1m`` -> {"emails": QueueLimit(10, 100, 60s)}."""
+    limits: dict[str, QueueLimit] = {}
+    for flag, text in (("--queue-limits", concurrency), ("--queue-rates", rates)):
+        for item in _split(text) or []:
+            name, sep, value = (part.strip() for part in item.partition("="))
+            if not sep or not name:
+                raise click.BadParameter(f"{item!r} must look like QUEUE=VALUE", param_hint=flag)
+            known = limits.get(name, QueueLimit())
+            try:
+                if flag == "--queue-rates":
+                    rated = QueueLimit.parse_rate(value)
+                    limits[name] = replace(known, rate=rated.rate, per=rated.per)
+                else:
+                    limits[name] = replace(known, concurrency=_whole_number(value))
+            except ValueError as error:
+                raise click.BadParameter(f"{item!r}: {error}", param_hint=flag) from error
+    return dict(sorted(limits.items()))
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"the limit must be a whole number of jobs, got {text!r}") from None
 
 
 async def _work(dsn: str | None, listen_dsn: str | None, **options: Any) -> None:

@@ -1,0 +1,96 @@
+"""``pgqueue bench``: pgqueue's own throughput and latency on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import click
+
+from pgqueue.bench.run import Settings, run_all
+from pgqueue.cli import dsn_option
+from pgqueue.cli.output import emit_table, json_option
+from pgqueue.settings import resolve_dsn
+
+
+@click.command()
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=20_000,
+    show_default=True,
+    help="No-op jobs processed per run of the processing workload.",
+)
+@click.option(
+    "--enqueue-jobs",
+    type=click.IntRange(min=1),
+    default=20_000,
+    show_default=True,
+    help="Jobs per enqueue workload (single and batch).",
+)
+@click.option(
+    "--workers",
+    "worker_processes",
+    type=click.IntRange(min=1),
+    multiple=True,
+    default=(1, 2),
+    show_default=True,
+    help="Worker processes of a processing run; repeat for several runs.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Jobs run at once by each worker process.",
+)
+@click.option(
+    "--latency-samples",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Enqueues timed from commit to the handler's start, on an idle worker.",
+)
+@dsn_option
+@json_option
+def bench(
+    jobs: int,
+    enqueue_jobs: int,
+    worker_processes: tuple[int, ...],
+    concurrency: int,
+    latency_samples: int,
+    dsn: str | None,
+    as_json: bool,
+) -> None:
+    """Measure pgqueue here: single and batch enqueue, processing throughput with one and two
+    worker processes (and their peak memory), and idle wake-up latency.
+
+    Each workload runs on a database of its own, created on the server (the user needs CREATEDB)
+    and dropped afterwards; every figure is checked against the rows it claims.
+    """
+    settings = Settings(
+        jobs=jobs,
+        enqueue_jobs=enqueue_jobs,
+        worker_processes=worker_processes,
+        concurrency=concurrency,
+        latency_samples=latency_samples,
+    )
+    report = asyncio.run(run_all(resolve_dsn(dsn).dsn, settings))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    rows = [
+        {
+            "workload": result["workload"],
+            "value": f"{result['value']:,.1f}",
+            "unit": result["unit"],
+            "details": ", ".join(f"{k}={v}" for k, v in result["details"].items()),
+        }
+        for result in report["results"]
+    ]
+    emit_table(rows, ["workload", "value", "unit", "details"], title="pgqueue bench")
+    machine = report["machine"]
+    click.echo(
+        f"{machine['date']}: {machine['cpus']} CPUs, PostgreSQL {machine['postgresql']}, "
+        f"Python {machine['python']}, pgqueue {machine['pgqueue']}"
+    )
