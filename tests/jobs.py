@@ -223,3 +223,59 @@ class SleepUntilCancelled(Job, queue="tests"):
         except asyncio.CancelledError:
             record(self.log_path, "cancelled")
             raise
+
+
+class ShowParent(Job, queue="tests", max_retries=0):
+    """Returns the repr of its one parent's result (``context.parent_result()``), so a test can
+    read from the database what type and value the handler was given."""
+
+    async def handle(self) -> str:
+        return repr(self.context.parent_result())
+
+
+class ShowParents(Job, queue="tests", max_retries=0):
+    """Returns ``[parent id, repr of its result]`` for each entry of ``context.parent_results``,
+    in the order the handler saw them."""
+
+    async def handle(self) -> list[tuple[int, str]]:
+        return [(parent, repr(result)) for parent, result in self.context.parent_results.items()]
+
+
+class SyncShowParent(Job, queue="tests", max_retries=0):
+    """Like ShowParent, but a plain ``def`` handler (run in a thread)."""
+
+    def handle(self) -> str:
+        return repr(self.context.parent_result())
+
+
+class QueueLimitNap(Job, queue="limited"):
+    """Sleeps ``seconds``: the queue-limit tests count how many run at once and when each
+    started (``started_at``), from the database."""
+
+    seconds: float = 0.0
+
+    async def handle(self) -> None:
+        await asyncio.sleep(self.seconds)
+
+
+class QueueLimitHold(Job, queue="limited"):
+    """Logs ``start <id>``, then holds its slot until ``release_path`` exists."""
+
+    log_path: str
+    release_path: str
+
+    async def handle(self) -> None:
+        record(self.log_path, f"start {self.context.job_id}")
+        while not os.path.exists(self.release_path):  # noqa: ASYNC110, ASYNC240
+            await asyncio.sleep(0.01)
+
+
+class QueueOrderProbe(Job, queue="ordered"):
+    """Appends its label to ``log_path``: the lines are the order in which handle() ran."""
+
+    label: str
+    log_path: str
+
+    async def handle(self) -> str:
+        record(self.log_path, self.label)
+        return self.label

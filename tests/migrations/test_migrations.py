@@ -46,7 +46,10 @@ INSTALLED = {
     "jobs": True,
     "workers": True,
     "job_status": True,
-    "functions": 5,  # enqueue, enqueue_batch, cancel_job, retry_job, retry_failed_jobs
+    # enqueue, enqueue_batch, cancel_job, retry_job, retry_failed_jobs; since 0005 enqueue_job,
+    # claim_jobs, complete_jobs, fail_job, rescue_expired_jobs, clear_jobs, settle_dependents,
+    # notify_freed_slots, unique_key_is_taken, release_expired_unique_keys, enqueue_schedule_ticks
+    "functions": 16,
     "versions": [SCHEMA_REVISION],
 }
 REMOVED = {"jobs": False, "workers": False, "job_status": False, "functions": 0, "versions": []}

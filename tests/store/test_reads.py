@@ -75,6 +75,11 @@ async def test_get_job_returns_every_field_of_a_new_job(
         "last_error": None,
         "errors": [],
         "worker_id": None,
+        "blocked": False,
+        "depends_on": None,
+        "unique_key": None,
+        "schedule_name": None,
+        "schedule_tick": None,
     }
 
 
@@ -242,19 +247,40 @@ async def test_stats_counts_each_state_per_queue_and_overall(
     overall = await queue.stats()
 
     assert tests_stats == QueueStats(
-        queue="tests", pending=2, scheduled=1, running=1, completed=1, failed=1, cancelled=0
+        queue="tests",
+        pending=2,
+        scheduled=1,
+        running=1,
+        completed=1,
+        failed=1,
+        cancelled=0,
+        blocked=0,
     )
     assert email_stats == QueueStats(
-        queue="emails", pending=1, scheduled=0, running=0, completed=0, failed=0, cancelled=1
+        queue="emails",
+        pending=1,
+        scheduled=0,
+        running=0,
+        completed=0,
+        failed=0,
+        cancelled=1,
+        blocked=0,
     )
     assert overall == QueueStats(
-        queue=None, pending=3, scheduled=1, running=1, completed=1, failed=1, cancelled=1
+        queue=None, pending=3, scheduled=1, running=1, completed=1, failed=1, cancelled=1, blocked=0
     )
 
 
 async def test_stats_of_an_empty_queue_are_all_zero(queue: Queue) -> None:
     assert await queue.stats("empty") == QueueStats(
-        queue="empty", pending=0, scheduled=0, running=0, completed=0, failed=0, cancelled=0
+        queue="empty",
+        pending=0,
+        scheduled=0,
+        running=0,
+        completed=0,
+        failed=0,
+        cancelled=0,
+        blocked=0,
     )
 
 

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from pgqueue import Backoff, Job, JobFailed, JobStatus, Queue, Worker
+from pgqueue.sql import JOBS_CHANNEL
 from tests.factories import count, eventually, running
 from tests.jobs import (
     BlockingStuck,
@@ -147,6 +148,23 @@ async def test_stop_after_the_grace_period_releases_unfinished_jobs_to_pending(
         ("pending", 0, None)
     ] * 3
     assert not any(line.startswith("end") for line in lines(log))
+
+
+async def test_a_job_released_at_stop_wakes_the_workers_of_its_queue(
+    queue: Queue, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    log = tmp_path / "runs.log"
+    heard: list[str] = []
+    await db.add_listener(JOBS_CHANNEL, lambda *notification: heard.append(notification[3]))
+    job_id = await queue.enqueue(Sleep(seconds=3600, log_path=str(log)))
+    async with running(queue, concurrency=1, shutdown_grace=0):
+        await eventually(lambda: lines(log), until=lambda found: len(found) == 1)
+        heard.clear()  # the enqueue's own notification
+
+    assert await eventually(lambda: list(heard), until=bool, within=5) == ["tests"]
+    assert await db.fetchval("SELECT status::text FROM pgqueue.jobs WHERE id = $1", job_id) == (
+        "pending"
+    )
 
 
 async def test_timeout_cancels_the_job_and_records_a_failed_attempt(

@@ -1,0 +1,10 @@
+"""``pgqueue bench``: how fast pgqueue runs on this machine, each workload on a fresh database.
+
+Workloads (the names the peer comparison in ``benchmarks/`` uses too):
+
+- ``single_enqueue``: one ``await queue.enqueue()`` after another, jobs/s.
+- ``batch_enqueue``: ``enqueue_batch`` of 1,000 jobs a call, jobs/s.
+- ``process``: N no-op jobs enqueued first, then ``pgqueue work`` processes started: jobs/s from
+  their start to the last completion, checked by counting completed rows; peak RSS per worker.
+- ``latency``: an idle worker; from the enqueue's commit to the handler's first line, in ms.
+"""
