@@ -144,9 +144,12 @@ class Job(BaseModel):
     @property
     def context(self) -> JobContext:
         """The running attempt; set by the worker before ``handle()`` is called."""
-        if self._context is None:
+        # Read from pydantic's private store directly: ``self._context`` would take the slow
+        # path of BaseModel.__getattr__, and handlers read their context all the time.
+        context: JobContext | None = (self.__pydantic_private__ or {}).get("_context")
+        if context is None:
             raise RuntimeError("this job is not running in a worker, so it has no context")
-        return self._context
+        return context
 
     @classmethod
     def result_adapter(cls) -> TypeAdapter[Any] | None:

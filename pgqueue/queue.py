@@ -467,6 +467,13 @@ def _outcome(record: JobRecord) -> Any:
     return adapter.validate_python(record.result)
 
 
+async def _leave_session_as_is(connection: asyncpg.Connection) -> None:
+    """The release of a connection to Queue.connect()'s pool, after asyncpg has rolled back any
+    open transaction. Its default reset (RESET ALL, UNLISTEN *, ...) would cost a round trip on
+    every enqueue, for state that pgqueue's own statements never leave; the one place that
+    lends a pool connection to user code, context.transaction(), resets it itself."""
+
+
 class _Connect:
     """What ``Queue.connect()`` returns: awaitable, and an async context manager."""
 
@@ -482,7 +489,9 @@ class _Connect:
 
     async def _open(self) -> Queue:
         cls, dsn, pool_options, listen_dsn = self._args
-        pool = await asyncpg.create_pool(resolve_dsn(dsn).dsn, **pool_options)
+        pool = await asyncpg.create_pool(
+            resolve_dsn(dsn).dsn, reset=_leave_session_as_is, **pool_options
+        )
         queue = cls(pool, owns_pool=True, listen_dsn=listen_dsn)
         try:
             await queue.store.check_schema()

@@ -183,11 +183,19 @@ class JobStore:
     # --- worker side -------------------------------------------------------------------------
 
     async def claim_jobs(
-        self, *, queues: Sequence[str], job_types: Sequence[str], worker_id: UUID, max_jobs: int
+        self,
+        *,
+        queues: Sequence[str],
+        job_types: Sequence[str],
+        worker_id: UUID,
+        max_jobs: int,
+        connection: asyncpg.Connection | None = None,
     ) -> list[ClaimedJob]:
-        rows = await self._fetch_keeping_rows(
-            queries["claim_jobs"].sql, queues, job_types, worker_id, max_jobs
-        )
+        args = (queues, job_types, worker_id, max_jobs)
+        if connection is not None:
+            rows = await connection.fetch(queries["claim_jobs"].sql, *args)
+        else:
+            rows = await self._fetch_keeping_rows(queries["claim_jobs"].sql, *args)
         return [
             ClaimedJob(
                 id=row["id"],

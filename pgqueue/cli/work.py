@@ -73,6 +73,13 @@ def _split(value: str | None) -> list[str] | None:
     help="Jobs run at once by this process.",
 )
 @click.option(
+    "--prefetch",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Jobs claimed ahead of free slots, so a finished job's slot refills without waiting on "
+    "the database  [default: a quarter of --concurrency, at most 50]",
+)
+@click.option(
     "--poll-interval",
     type=click.FloatRange(min=0.01),
     help="Seconds between polls when no NOTIFY arrives. Default: 5 (a backstop), or 1 with "

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from pgqueue.records import JobStatus
 from pgqueue.store import ClaimedJob, JobStore
+from pgqueue.worker.dedicated import DedicatedConnection
 
 log = logging.getLogger("pgqueue.worker")
 
@@ -35,6 +36,7 @@ class Completer:
         on_written: Callable[[Iterable[int]], None],
     ) -> None:
         self._store = store
+        self._connection = DedicatedConnection(store)
         self._worker_id = worker_id
         self._default_max_attempts = default_max_attempts
         self._on_written = on_written
@@ -117,12 +119,14 @@ class Completer:
             batch, self._pending = self._pending, []
             self._has_pending.clear()
             try:
-                written = await self._store.complete_jobs(
-                    ids=[job.id for job, _ in batch],
-                    attempts=[job.attempt for job, _ in batch],
-                    results=[result for _, result in batch],
-                    worker_id=self._worker_id,
-                )
+                async with self._connection.use() as connection:
+                    written = await self._store.complete_jobs(
+                        ids=[job.id for job, _ in batch],
+                        attempts=[job.attempt for job, _ in batch],
+                        results=[result for _, result in batch],
+                        worker_id=self._worker_id,
+                        connection=connection,
+                    )
             except BaseException:
                 self._pending[:0] = batch  # nothing was written: keep the batch for a retry
                 self._has_pending.set()
@@ -151,4 +155,7 @@ class Completer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.flush()
+        try:
+            await self.flush()
+        finally:
+            await self._connection.close()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import inspect
 import json
 import logging
@@ -89,15 +90,14 @@ class JobExecutor:
             open_transaction=transaction.open,
         )
         timeout = cls.job_options.timeout or self._defaults.timeout
-        deadline = asyncio.timeout(None if timeout is None else timeout.total_seconds())
+        deadline = None if timeout is None else asyncio.timeout(timeout.total_seconds())
         try:
             try:
                 if claimed.depends_on:
                     job._context = dataclasses.replace(
                         job.context, parent_results=await self._parent_results(claimed)
                     )
-                async with deadline:
-                    returned = await self._call_handle(job)
+                returned = await _call_handle(job, deadline)
                 result = _serialize_result(cls, returned)
                 await transaction.commit_with(result)
             finally:
@@ -109,7 +109,7 @@ class JobExecutor:
                 raise
             failure = (
                 TimeoutError(f"job exceeded its timeout of {timeout}")
-                if deadline.expired()
+                if deadline is not None and deadline.expired()
                 else error
             )
             options = cls.job_options
@@ -147,11 +147,6 @@ class JobExecutor:
         if claimed.retry_backoff is not None:  # the enqueuer chose this job's base delay
             backoff = dataclasses.replace(backoff, base=claimed.retry_backoff)
         return backoff
-
-    async def _call_handle(self, job: Job) -> Any:
-        if inspect.iscoroutinefunction(job.handle):
-            return await job.handle()
-        return await _in_daemon_thread(job.handle, f"pgqueue-job-{job.context.job_id}")
 
     async def _fail(
         self,
@@ -235,8 +230,30 @@ class _CompletingTransaction:
             if not self.committed and self._transaction is not None:
                 with contextlib.suppress(Exception):  # the connection may be gone already
                     await self._transaction.rollback()
+            # The handler had the connection: undo any session state it left (SET, LISTEN,
+            # advisory locks), since the pool's own release does not (Queue.connect()).
+            with contextlib.suppress(Exception):  # gone: release() then discards it
+                await connection.reset()
         finally:
             await self._store.pool.release(connection)
+
+
+async def _call_handle(job: Job, deadline: asyncio.Timeout | None) -> Any:
+    if deadline is None:  # no timeout context at all: entering one costs every job something
+        return await _invoke(job)
+    async with deadline:
+        return await _invoke(job)
+
+
+async def _invoke(job: Job) -> Any:
+    if _is_async(type(job)):
+        return await job.handle()
+    return await _in_daemon_thread(job.handle, f"pgqueue-job-{job.context.job_id}")
+
+
+@functools.cache
+def _is_async(cls: type[Job]) -> bool:
+    return inspect.iscoroutinefunction(cls.handle)
 
 
 def _cancelled_by_worker() -> bool:

@@ -1,7 +1,11 @@
-"""The fetch loop: fill free slots with claimed jobs, else sleep until something may be due.
+"""The fetch loop: keep every slot busy and a few claimed jobs ready, else sleep until something
+may be due.
 
-It sleeps until the first of: a NOTIFY for one of its queues, a slot freeing up, the next
-known ``run_at`` (asked of the database clock), or ``poll_interval`` as the backstop.
+Claims run ahead of the slots by ``prefetch`` jobs: while the running jobs finish, the next
+ones are already claimed, so a freed slot starts its next job at once instead of waiting on a
+round trip to the database. It sleeps until the first of: a NOTIFY for one of its queues, a slot
+freeing up, the next known ``run_at`` (asked of the database clock), or ``poll_interval`` as the
+backstop.
 """
 
 from __future__ import annotations
@@ -9,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from uuid import UUID
 
 from pgqueue.store import ClaimedJob, JobStore
+from pgqueue.worker.dedicated import DedicatedConnection
 
 log = logging.getLogger("pgqueue.worker")
 
@@ -32,16 +38,22 @@ class Fetcher:
         queues: Sequence[str],
         job_types: Sequence[str],
         poll_interval: timedelta,
+        prefetch: int,
         free_slots: Callable[[], int],
+        on_claimed: Callable[[list[ClaimedJob]], None],
         start_job: Callable[[ClaimedJob], None],
     ) -> None:
         self._store = store
+        self._connection = DedicatedConnection(store)
         self._worker_id = worker_id
         self._queues = list(queues)
         self._job_types = list(job_types)
         self._poll_interval = poll_interval.total_seconds()
+        self._prefetch = prefetch
         self._free_slots = free_slots
+        self._on_claimed = on_claimed
         self._start_job = start_job
+        self._ready: deque[ClaimedJob] = deque()  # claimed, waiting for a slot
         self._nudge = asyncio.Event()
         self.stopping = False
 
@@ -49,20 +61,41 @@ class Fetcher:
         """Something changed (a notification, a freed slot): look again now."""
         self._nudge.set()
 
+    def slot_freed(self) -> None:
+        """A job finished: start a ready one in its place now, and claim more."""
+        self._dispatch()
+        self._nudge.set()
+
+    def drop(self, job_id: int) -> bool:
+        """Forget a claimed job that has not started (it was cancelled); whether it was here."""
+        for job in self._ready:
+            if job.id == job_id:
+                self._ready.remove(job)
+                return True
+        return False
+
     def stop(self) -> None:
+        """Claim and start nothing more; jobs still waiting are released with the others."""
         self.stopping = True
+        self._ready.clear()
         self._nudge.set()
 
     async def run(self) -> None:
+        try:
+            await self._fetch()
+        finally:
+            await self._connection.close()
+
+    async def _fetch(self) -> None:
         error_pause = _MIN_SLEEP
         while not self.stopping:
             self._nudge.clear()  # before claiming: a NOTIFY that arrives meanwhile is kept
-            free = self._free_slots()
-            sleep: float | None = None  # all slots busy: wait for one to free up
-            if free > 0:
+            wanted = self._free_slots() + self._prefetch - len(self._ready)
+            sleep: float | None = None  # slots busy and enough ready: wait for a slot
+            if wanted > 0:
                 try:
-                    if await self.run_once(free) == free:
-                        continue  # every slot filled and more may be due
+                    if await self._claim(wanted) == wanted:
+                        continue  # all wanted were there, and more may be due
                     sleep = await self._seconds_until_due()
                     error_pause = _MIN_SLEEP
                 except Exception as error:  # the database is away: back off, then try again
@@ -72,17 +105,27 @@ class Fetcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._nudge.wait(), sleep)
 
-    async def run_once(self, max_jobs: int) -> int:
-        """Claim up to ``max_jobs`` due jobs and start them; returns how many were claimed."""
-        claimed = await self._store.claim_jobs(
-            queues=self._queues,
-            job_types=self._job_types,
-            worker_id=self._worker_id,
-            max_jobs=max_jobs,
-        )
-        for job in claimed:
-            self._start_job(job)
+    async def _claim(self, max_jobs: int) -> int:
+        """Claim up to ``max_jobs`` due jobs and start as many as slots allow; returns how many
+        were claimed."""
+        async with self._connection.use() as connection:
+            claimed = await self._store.claim_jobs(
+                queues=self._queues,
+                job_types=self._job_types,
+                worker_id=self._worker_id,
+                max_jobs=max_jobs,
+                connection=connection,
+            )
+        self._on_claimed(claimed)
+        if self.stopping:  # stopped while claiming: they are released with the others
+            return len(claimed)
+        self._ready.extend(claimed)
+        self._dispatch()
         return len(claimed)
+
+    def _dispatch(self) -> None:
+        for _ in range(min(len(self._ready), self._free_slots())):
+            self._start_job(self._ready.popleft())
 
     async def _seconds_until_due(self) -> float:
         seconds = await self._store.seconds_until_next_job(

@@ -53,6 +53,7 @@ class Worker:
         *,
         queues: Sequence[str] | None = None,
         concurrency: int = 10,
+        prefetch: int | None = None,
         poll_interval: timedelta | float = timedelta(seconds=5),
         timeout: timedelta | float | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
@@ -73,6 +74,9 @@ class Worker:
         self._queue = queue
         self._queues = None if queues is None else [check_queue_name(q) for q in queues]
         self._concurrency = concurrency
+        if prefetch is not None and prefetch < 0:
+            raise ValueError(f"prefetch must be at least 0, got {prefetch}")
+        self._prefetch = _default_prefetch(concurrency) if prefetch is None else prefetch
         self._poll_interval = _positive(poll_interval, "poll_interval")
         self._defaults = RetryPolicy(
             max_retries=max_retries,
@@ -206,7 +210,9 @@ class Worker:
             queues=queues,
             job_types=job_types,
             poll_interval=self._poll_interval,
+            prefetch=self._prefetch,
             free_slots=lambda: self._concurrency - len(self._active),
+            on_claimed=lambda jobs: self._held.update(job.id for job in jobs),
             start_job=lambda job: self._start(executor, job),
         )
 
@@ -225,7 +231,6 @@ class Worker:
     def _start(self, executor: JobExecutor, job: ClaimedJob) -> None:
         task = asyncio.create_task(executor.run(job), name=f"pgqueue-job-{job.id}")
         self._active[job.id] = task
-        self._held.add(job.id)
         task.add_done_callback(lambda t: self._finish(job.id, t))
 
     def _finish(self, job_id: int, task: asyncio.Task[None]) -> None:
@@ -239,7 +244,7 @@ class Worker:
                 exc_info=task.exception(),
             )
         if self._fetcher is not None:
-            self._fetcher.nudge()
+            self._fetcher.slot_freed()
 
     async def _prune(self) -> None:
         # A few batches per round, so a large backlog never keeps maintenance busy for long.
@@ -251,6 +256,9 @@ class Worker:
         self._held.difference_update(job_ids)
 
     def _cancel(self, job_id: int) -> None:
+        if self._fetcher is not None and self._fetcher.drop(job_id):
+            self._held.discard(job_id)  # claimed but not started: its row says cancelled
+            return
         task = self._active.get(job_id)
         if task is not None:
             log.info("job %s was cancelled while running: stopping it", job_id)
@@ -317,6 +325,13 @@ class Worker:
         else:
             log.info("%s again: stopping now, releasing running jobs", name)
             self._hurry.set()
+
+
+def _default_prefetch(concurrency: int) -> int:
+    """A quarter of the slots, at most 50: enough that a freed slot rarely waits on a claim,
+    few enough that jobs do not sit claimed here while another worker could run them (or a
+    more urgent job, enqueued later, waits behind them). None below 4 slots."""
+    return min(50, concurrency // 4)
 
 
 def _positive(value: timedelta | float, what: str, *, allow_zero: bool = False) -> timedelta:
