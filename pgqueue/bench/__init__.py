@@ -7,4 +7,11 @@ Workloads (the names the peer comparison in ``benchmarks/`` uses too):
 - ``process``: N no-op jobs enqueued first, then ``pgqueue work`` processes started: jobs/s from
   their start to the last completion, checked by counting completed rows; peak RSS per worker.
 - ``latency``: an idle worker; from the enqueue's commit to the handler's first line, in ms.
+
+Two more on request, on a table millions of rows deep:
+
+- ``process_1_worker_<N>_finished`` (``--finished-rows N``): ``process`` with one worker process
+  after N completed jobs were put straight into the table (untimed; ``fill_seconds``).
+- ``latency_during_prune`` (``--prune-rows N``): a worker busy with jobs enqueued at 500/s;
+  their enqueue-to-start latency before and while ``Queue.prune`` deletes N old completed jobs.
 """

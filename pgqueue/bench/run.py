@@ -12,14 +12,12 @@ import contextlib
 import os
 import platform
 import random
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
@@ -29,16 +27,27 @@ from uuid import uuid4
 
 import asyncpg
 
-from pgqueue.bench.jobs import BENCH_QUEUE, LOG_VARIABLE, Noop
+from pgqueue.bench.harness import (
+    SETTLE,
+    BenchmarkFailed,
+    Result,
+    handler_starts,
+    logged_starts,
+    peak_rss_mib,
+    percentiles,
+    registered_workers,
+    running_workers,
+    wait_for_start,
+    wait_until,
+)
+from pgqueue.bench.jobs import BENCH_QUEUE, Noop
+from pgqueue.bench.prune import latency_during_prune
+from pgqueue.bench.rows import count_completed_between, insert_finished_jobs
 from pgqueue.queue import Queue
 
 _BATCH = 1000  # jobs per enqueue_batch call
-_SETTLE = 1.5  # seconds an idle worker gets before latency samples are taken
-_DEADLINE = 600.0  # seconds any one workload may take before the run is called failed
 
-
-class BenchmarkFailed(RuntimeError):
-    """A workload did not do what it measured (rows missing, a job run twice, a timeout)."""
+Workload = Callable[[str], Awaitable[Result]]  # run on the DSN of a fresh database
 
 
 @dataclass(frozen=True)
@@ -48,35 +57,14 @@ class Settings:
     worker_processes: Sequence[int] = (1, 2)
     concurrency: int = 100
     latency_samples: int = 200
-
-
-@dataclass
-class Result:
-    workload: str
-    value: float
-    unit: str
-    details: dict[str, Any] = field(default_factory=dict)
+    # One more processing run (1 worker process) per count, among that many finished jobs.
+    finished_rows: Sequence[int] = ()
+    prune_rows: int | None = None  # old finished jobs pruned while claims are timed; None: skip
 
 
 async def run_all(dsn: str, settings: Settings) -> dict[str, Any]:
     """Every workload, each on a fresh database; with the machine and versions."""
-    results = [
-        await _on_fresh_database(dsn, lambda d: single_enqueue(d, settings.enqueue_jobs)),
-        await _on_fresh_database(dsn, lambda d: batch_enqueue(d, settings.enqueue_jobs)),
-    ]
-    for processes in settings.worker_processes:
-        results.append(
-            await _on_fresh_database(
-                dsn,
-                partial(
-                    process,
-                    jobs=settings.jobs,
-                    worker_processes=processes,
-                    concurrency=settings.concurrency,
-                ),
-            )
-        )
-    results.append(await _on_fresh_database(dsn, lambda d: latency(d, settings.latency_samples)))
+    results = [await _on_fresh_database(dsn, workload) for workload in _workloads(settings)]
     return {
         "machine": await _machine(dsn),
         "settings": {
@@ -84,9 +72,40 @@ async def run_all(dsn: str, settings: Settings) -> dict[str, Any]:
             "enqueue_jobs": settings.enqueue_jobs,
             "concurrency": settings.concurrency,
             "latency_samples": settings.latency_samples,
+            "finished_rows": list(settings.finished_rows),
+            "prune_rows": settings.prune_rows,
         },
         "results": [result.__dict__ for result in results],
     }
+
+
+def _workloads(settings: Settings) -> list[Workload]:
+    workloads: list[Workload] = [
+        partial(single_enqueue, jobs=settings.enqueue_jobs),
+        partial(batch_enqueue, jobs=settings.enqueue_jobs),
+    ]
+    workloads += [
+        partial(
+            process,
+            jobs=settings.jobs,
+            worker_processes=processes,
+            concurrency=settings.concurrency,
+        )
+        for processes in settings.worker_processes
+    ]
+    workloads += [
+        partial(
+            process_among_finished_jobs,
+            finished_rows=rows,
+            jobs=settings.jobs,
+            concurrency=settings.concurrency,
+        )
+        for rows in settings.finished_rows
+    ]
+    workloads.append(partial(latency, samples=settings.latency_samples))
+    if settings.prune_rows is not None:
+        workloads.append(partial(latency_during_prune, rows=settings.prune_rows))
+    return workloads
 
 
 async def single_enqueue(dsn: str, jobs: int) -> Result:
@@ -111,17 +130,28 @@ async def batch_enqueue(dsn: str, jobs: int) -> Result:
 
 async def process(dsn: str, jobs: int, worker_processes: int, concurrency: int) -> Result:
     """From starting ``pgqueue work`` to the last of ``jobs`` pre-enqueued jobs completing."""
+    ids: list[int] = []
     async with Queue.connect(dsn, max_size=1) as queue:
         for first in range(0, jobs, _BATCH):
-            await queue.enqueue_batch([Noop() for _ in range(min(_BATCH, jobs - first))])
+            ids += await queue.enqueue_batch([Noop() for _ in range(min(_BATCH, jobs - first))])
+    # Progress is counted over these ids alone, so finished jobs already in the table cost the
+    # probe nothing (counting the whole queue would scan them all, 100 times a second).
+    connection = await asyncpg.connect(dsn)
+    try:
         with tempfile.TemporaryDirectory() as directory:
             log = Path(directory) / "starts.log"
             started = time.monotonic()
-            with _workers(dsn, log, worker_processes, concurrency) as worker:
-                await _wait_until(lambda: _completed(queue), jobs, what="jobs completed")
+            with running_workers(dsn, log, worker_processes, concurrency) as worker:
+                # The database is asked only once every handler has started, so polling it
+                # does not take CPU from the worker and the server while they work.
+                await wait_until(partial(logged_starts, log), jobs, what="handler starts")
+                completed = partial(count_completed_between, connection, ids[0], ids[-1])
+                await wait_until(completed, jobs, what="jobs completed")
                 elapsed = time.monotonic() - started
-                peak_rss = _peak_rss_mib(worker, worker_processes)
-            starts = [line.split()[0] for line in log.read_text().splitlines()]
+                peak_rss = peak_rss_mib(worker, worker_processes)
+            starts = [job_id for job_id, _ in handler_starts(log)]
+    finally:
+        await connection.close()
     if len(starts) != jobs or len(set(starts)) != jobs:
         raise BenchmarkFailed(f"{len(starts)} handler starts for {jobs} jobs")
     return Result(
@@ -137,6 +167,26 @@ async def process(dsn: str, jobs: int, worker_processes: int, concurrency: int) 
     )
 
 
+async def process_among_finished_jobs(
+    dsn: str, finished_rows: int, jobs: int, concurrency: int
+) -> Result:
+    """``process`` with one worker process on a table that already holds ``finished_rows``
+    completed jobs of the bench queue, finished within the last hour (inserted first, untimed)."""
+    started = time.monotonic()
+    await insert_finished_jobs(dsn, finished_rows, age=timedelta(0))
+    fill_seconds = time.monotonic() - started
+    result = await process(dsn, jobs=jobs, worker_processes=1, concurrency=concurrency)
+    return replace(
+        result,
+        workload=f"{result.workload}_{finished_rows}_finished",
+        details={
+            **result.details,
+            "finished_rows": finished_rows,
+            "fill_seconds": round(fill_seconds, 2),
+        },
+    )
+
+
 async def latency(dsn: str, samples: int) -> Result:
     """Commit of an enqueue to the first line of its handler, on an idle worker."""
     delays_ms: list[float] = []
@@ -144,20 +194,20 @@ async def latency(dsn: str, samples: int) -> Result:
         with tempfile.TemporaryDirectory() as directory:
             log = Path(directory) / "starts.log"
             log.touch()
-            with _workers(dsn, log, 1, 10):
-                await _wait_until(lambda: _registered_workers(queue), 1, what="worker registered")
-                await asyncio.sleep(_SETTLE)  # let it go idle: a benchmark, not a test
+            with running_workers(dsn, log, 1, 10):
+                await wait_until(lambda: registered_workers(queue), 1, what="worker registered")
+                await asyncio.sleep(SETTLE)  # let it go idle: a benchmark, not a test
                 for _ in range(samples):
                     job_id = await queue.enqueue(Noop())
                     committed = time.monotonic_ns()
-                    started = await _wait_for_start(log, job_id)
+                    started = await wait_for_start(log, job_id)
                     delays_ms.append((started - committed) / 1e6)
                     await asyncio.sleep(random.uniform(0.02, 0.1))
     return Result(
         "latency",
         statistics.median(delays_ms),
         "ms (p50)",
-        {"samples": samples, **_percentiles(delays_ms)},
+        {"samples": samples, **percentiles(delays_ms)},
     )
 
 
@@ -194,101 +244,10 @@ def _with_database(dsn: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-@contextlib.contextmanager
-def _workers(
-    dsn: str, log: Path, processes: int, concurrency: int
-) -> Iterator[subprocess.Popen[bytes]]:
-    command = [
-        sys.executable,
-        "-m",
-        "pgqueue",
-        "work",
-        "--app",
-        "pgqueue.bench.jobs",
-        "--queues",
-        BENCH_QUEUE,
-        "--dsn",
-        dsn,
-        "--concurrency",
-        str(concurrency),
-        "--workers",
-        str(processes),
-        "--log-level",
-        "warning",
-    ]
-    worker = subprocess.Popen(command, env={**os.environ, LOG_VARIABLE: str(log)})
-    try:
-        yield worker
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-
-
-async def _wait_until(probe: Callable[[], Awaitable[int]], target: int, *, what: str) -> None:
-    deadline = time.monotonic() + _DEADLINE
-    while (found := await probe()) < target:
-        if time.monotonic() > deadline:
-            raise BenchmarkFailed(f"only {found} of {target} {what} after {_DEADLINE:.0f}s")
-        await asyncio.sleep(0.01)
-
-
-async def _completed(queue: Queue) -> int:
-    return (await queue.stats(BENCH_QUEUE)).completed
-
-
-async def _registered_workers(queue: Queue) -> int:
-    return len(await queue.workers())
-
-
 async def _expect_rows(queue: Queue, jobs: int) -> None:
     stats = await queue.stats(BENCH_QUEUE)
     if stats.pending + stats.scheduled != jobs:
         raise BenchmarkFailed(f"{stats.pending + stats.scheduled} rows for {jobs} enqueued jobs")
-
-
-async def _wait_for_start(log: Path, job_id: int) -> int:
-    """The monotonic time (ns) at which the handler of ``job_id`` started."""
-    prefix = f"{job_id} "
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        # A local file of a few KB, and this loop has nothing else to do meanwhile.
-        for line in log.read_text().splitlines()[-5:]:  # noqa: ASYNC240
-            if line.startswith(prefix):
-                return int(line.split()[1])
-        await asyncio.sleep(0.001)
-    raise BenchmarkFailed(f"job {job_id} did not start within 30 s")
-
-
-def _peak_rss_mib(worker: subprocess.Popen[bytes], processes: int) -> float:
-    """The largest peak RSS among the worker processes (the supervisor's children if N > 1)."""
-    pids = [worker.pid] if processes == 1 else _children(worker.pid)
-    peaks = [_vm_hwm_kib(pid) for pid in pids]
-    return round(max(peaks) / 1024, 1) if peaks else 0.0
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
-
-
-def _vm_hwm_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def at(fraction: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 3)
-
-    return {"p50_ms": at(0.5), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": ordered[-1]}
 
 
 async def _machine(dsn: str) -> dict[str, Any]:

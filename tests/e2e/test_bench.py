@@ -54,3 +54,62 @@ async def test_bench_runs_every_workload_on_a_database_of_its_own(server_dsn: st
     assert by_workload["latency"]["details"]["samples"] == 5
     assert report["machine"]["postgresql"]
     assert await bench_databases(server_dsn) == before  # every database it made is gone
+
+
+async def test_bench_processes_among_finished_jobs_and_times_claims_during_a_prune(
+    server_dsn: str,
+) -> None:
+    before = await bench_databases(server_dsn)
+
+    result = pgqueue_command(
+        "bench",
+        "--jobs",
+        "200",
+        "--enqueue-jobs",
+        "50",
+        "--workers",
+        "1",
+        "--latency-samples",
+        "3",
+        "--finished-rows",
+        "5000",
+        "--finished-rows",
+        "8000",
+        # Enough that the prune lasts ~0.1 s, so the 500 jobs/s stream times claims during it.
+        "--prune-rows",
+        "20000",
+        "--json",
+        dsn=server_dsn,
+    )
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    by_workload = {entry["workload"]: entry for entry in report["results"]}
+    assert list(by_workload) == [
+        "single_enqueue",
+        "batch_enqueue",
+        "process_1_worker",
+        "process_1_worker_5000_finished",
+        "process_1_worker_8000_finished",
+        "latency",
+        "latency_during_prune",
+    ]
+    assert all(entry["value"] > 0 for entry in report["results"])
+    assert report["settings"]["finished_rows"] == [5000, 8000]
+    assert report["settings"]["prune_rows"] == 20000
+    # The run counts the finished rows it inserted and fails if any is missing.
+    among_finished = by_workload["process_1_worker_5000_finished"]["details"]
+    assert among_finished["finished_rows"] == 5000
+    assert among_finished["jobs"] == 200
+    assert among_finished["worker_processes"] == 1
+    assert among_finished["fill_seconds"] > 0
+    assert by_workload["process_1_worker_8000_finished"]["details"]["finished_rows"] == 8000
+    during_prune = by_workload["latency_during_prune"]["details"]
+    assert during_prune["rows_deleted"] == 20000
+    assert during_prune["rows_left"] == 0
+    assert during_prune["prune_seconds"] > 0
+    assert during_prune["before_samples"] > 0
+    assert during_prune["during_samples"] > 0
+    assert 0 < during_prune["before_p50_ms"] <= during_prune["before_p99_ms"]
+    assert 0 < during_prune["during_p50_ms"] <= during_prune["during_p99_ms"]
+    assert await bench_databases(server_dsn) == before  # every database it made is gone

@@ -1,0 +1,139 @@
+"""What every workload of ``pgqueue bench`` shares: the result it reports, the ``pgqueue work``
+processes it starts and the start log their handlers write, deadline waits, percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgqueue.bench.jobs import BENCH_QUEUE, LOG_VARIABLE
+from pgqueue.queue import Queue
+
+DEADLINE = 600.0  # seconds any one workload may take before the run is called failed
+SETTLE = 1.5  # seconds an idle worker gets before latency samples are taken
+
+
+class BenchmarkFailed(RuntimeError):
+    """A workload did not do what it measured (rows missing, a job run twice, a timeout)."""
+
+
+@dataclass
+class Result:
+    workload: str
+    value: float
+    unit: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def running_workers(
+    dsn: str, log: Path, processes: int, concurrency: int, *, options: Sequence[str] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``pgqueue work`` on the bench queue (``options`` added to its command line), stopped
+    with SIGTERM on leaving; each handler start is appended to ``log``."""
+    command = [
+        sys.executable,
+        "-m",
+        "pgqueue",
+        "work",
+        "--app",
+        "pgqueue.bench.jobs",
+        "--queues",
+        BENCH_QUEUE,
+        "--dsn",
+        dsn,
+        "--concurrency",
+        str(concurrency),
+        "--workers",
+        str(processes),
+        "--log-level",
+        "warning",
+        *options,
+    ]
+    worker = subprocess.Popen(command, env={**os.environ, LOG_VARIABLE: str(log)})
+    try:
+        yield worker
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+async def wait_until(probe: Callable[[], Awaitable[int]], target: int, *, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while (found := await probe()) < target:
+        if time.monotonic() > deadline:
+            raise BenchmarkFailed(f"only {found} of {target} {what} after {DEADLINE:.0f}s")
+        await asyncio.sleep(0.01)
+
+
+async def registered_workers(queue: Queue) -> int:
+    return len(await queue.workers())
+
+
+async def wait_for_start(log: Path, job_id: int) -> int:
+    """The monotonic time (ns) at which the handler of ``job_id`` started."""
+    prefix = f"{job_id} "
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        # A local file of a few KB, and this loop has nothing else to do meanwhile.
+        for line in log.read_text().splitlines()[-5:]:  # noqa: ASYNC240
+            if line.startswith(prefix):
+                return int(line.split()[1])
+        await asyncio.sleep(0.001)
+    raise BenchmarkFailed(f"job {job_id} did not start within 30 s")
+
+
+async def logged_starts(log: Path) -> int:
+    """How many handler starts the log holds so far: counted in the file, not the database,
+    so watching the work costs the server nothing."""
+    return log.read_bytes().count(b"\n") if log.exists() else 0  # noqa: ASYNC240 - a local file
+
+
+def handler_starts(log: Path) -> list[tuple[int, int]]:
+    """Every ``(job id, monotonic ns)`` the handlers logged, in the order they wrote them."""
+    starts = []
+    for line in log.read_text().splitlines():
+        job_id, at = line.split()
+        starts.append((int(job_id), int(at)))
+    return starts
+
+
+def peak_rss_mib(worker: subprocess.Popen[bytes], processes: int) -> float:
+    """The largest peak RSS among the worker processes (the supervisor's children if N > 1)."""
+    pids = [worker.pid] if processes == 1 else _children(worker.pid)
+    peaks = [_vm_hwm_kib(pid) for pid in pids]
+    return round(max(peaks) / 1024, 1) if peaks else 0.0
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def at(fraction: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 3)
+
+    return {"p50_ms": at(0.5), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": ordered[-1]}
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0

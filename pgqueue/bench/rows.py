@@ -1,0 +1,82 @@
+"""The rows ``pgqueue bench`` writes and counts with SQL of its own: millions of finished jobs
+put straight into the table, and counts that stay cheap however many of those there are.
+
+This SQL sets benchmarks up and checks them; it is not pgqueue's, so it lives here rather than
+in ``pgqueue/sql`` (where every query is a ``JobStore`` method).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from uuid import uuid4
+
+import asyncpg
+
+from pgqueue.bench.harness import BenchmarkFailed
+from pgqueue.bench.jobs import BENCH_QUEUE, Noop
+
+FILL_CHUNK = 1_000_000  # rows per INSERT, each its own transaction: none grows huge
+
+# Rows $4..$5 of $6 completed jobs (queue $1, job type $2, run by worker $3), ids in the order
+# they finished: the last one at $7, the first one $8 earlier. Each ran for 1 ms and started
+# 10 ms after it was enqueued.
+_INSERT_FINISHED_JOBS = """
+INSERT INTO pgqueue.jobs (queue, job_type, payload, status, attempts, run_at, created_at,
+    started_at, finished_at, worker_id)
+SELECT $1, $2, '{}', 'completed', 1, t.finished_at - interval '11 ms',
+    t.finished_at - interval '11 ms', t.finished_at - interval '1 ms', t.finished_at, $3
+FROM generate_series($4::bigint, $5::bigint) AS g
+CROSS JOIN LATERAL (
+    SELECT $7::timestamptz - $8::interval * (($6::bigint - g)::float8 / $6::bigint) AS finished_at
+) AS t
+"""
+
+_COUNT_COMPLETED = "SELECT count(*) FROM pgqueue.jobs WHERE status = 'completed'"
+
+# Over the primary key: the cost is that of the range, whatever else the table holds.
+_COUNT_COMPLETED_BETWEEN = (
+    "SELECT count(*) FROM pgqueue.jobs WHERE id BETWEEN $1 AND $2 AND status = 'completed'"
+)
+
+_COUNT_FINISHED_BY = "SELECT count(*) FROM pgqueue.jobs WHERE finished_at <= $1"
+
+
+async def insert_finished_jobs(
+    dsn: str, rows: int, *, age: timedelta, spread: timedelta = timedelta(hours=1)
+) -> datetime:
+    """Insert ``rows`` completed no-op jobs of the bench queue, finished over ``spread`` up to
+    ``age`` ago, then VACUUM ANALYZE, as on a long-lived table; checked by counting them.
+    Returns the finished_at of the newest one."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        newest: datetime = await connection.fetchval("SELECT now() - $1::interval", age)
+        worker_id = uuid4()  # the one worker that ran them all, long gone
+        for first in range(1, rows + 1, FILL_CHUNK):
+            last = min(first + FILL_CHUNK - 1, rows)
+            await connection.execute(
+                _INSERT_FINISHED_JOBS,
+                *(BENCH_QUEUE, Noop.job_options.name, worker_id),
+                *(first, last, rows, newest, spread),
+            )
+        # The visibility map and statistics autovacuum would have left on such a table.
+        await connection.execute("VACUUM ANALYZE pgqueue.jobs")
+        counted = await connection.fetchval(_COUNT_COMPLETED)
+    finally:
+        await connection.close()
+    if counted != rows:
+        raise BenchmarkFailed(f"{counted} completed rows after inserting {rows}")
+    return newest
+
+
+async def count_completed_between(connection: asyncpg.Connection, first: int, last: int) -> int:
+    """Completed jobs with ids from ``first`` to ``last``."""
+    return int(await connection.fetchval(_COUNT_COMPLETED_BETWEEN, first, last))
+
+
+async def count_finished_by(dsn: str, moment: datetime) -> int:
+    """Jobs of any status that finished at or before ``moment``."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(await connection.fetchval(_COUNT_FINISHED_BY, moment))
+    finally:
+        await connection.close()
