@@ -37,9 +37,11 @@ class Result:
 @contextlib.contextmanager
 def running_workers(
     dsn: str, log: Path, processes: int, concurrency: int, *, options: Sequence[str] = ()
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``pgqueue work`` on the bench queue (``options`` added to its command line), stopped
-    with SIGTERM on leaving; each handler start is appended to ``log``."""
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``processes`` separate ``pgqueue work`` processes on the bench queue (``options`` added
+    to their command line), started side by side as the peers' workers are (not through
+    ``--workers``, whose supervisor would add an interpreter start to the clock), stopped with
+    SIGTERM on leaving; each handler start is appended to ``log``."""
     command = [
         sys.executable,
         "-m",
@@ -53,22 +55,23 @@ def running_workers(
         dsn,
         "--concurrency",
         str(concurrency),
-        "--workers",
-        str(processes),
         "--log-level",
         "warning",
         *options,
     ]
-    worker = subprocess.Popen(command, env={**os.environ, LOG_VARIABLE: str(log)})
+    environment = {**os.environ, LOG_VARIABLE: str(log)}
+    workers = [subprocess.Popen(command, env=environment) for _ in range(processes)]
     try:
-        yield worker
+        yield workers
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
 
 
 async def wait_until(probe: Callable[[], Awaitable[int]], target: int, *, what: str) -> None:
@@ -111,11 +114,9 @@ def handler_starts(log: Path) -> list[tuple[int, int]]:
     return starts
 
 
-def peak_rss_mib(worker: subprocess.Popen[bytes], processes: int) -> float:
-    """The largest peak RSS among the worker processes (the supervisor's children if N > 1)."""
-    pids = [worker.pid] if processes == 1 else _children(worker.pid)
-    peaks = [_vm_hwm_kib(pid) for pid in pids]
-    return round(max(peaks) / 1024, 1) if peaks else 0.0
+def peak_rss_mib(workers: Sequence[subprocess.Popen[bytes]]) -> float:
+    """The largest peak RSS among the worker processes."""
+    return round(max(_vm_hwm_kib(worker.pid) for worker in workers) / 1024, 1)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -125,11 +126,6 @@ def percentiles(values: list[float]) -> dict[str, float]:
         return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 3)
 
     return {"p50_ms": at(0.5), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": ordered[-1]}
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
 def _vm_hwm_kib(pid: int) -> int:

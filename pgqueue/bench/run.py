@@ -141,14 +141,14 @@ async def process(dsn: str, jobs: int, worker_processes: int, concurrency: int) 
         with tempfile.TemporaryDirectory() as directory:
             log = Path(directory) / "starts.log"
             started = time.monotonic()
-            with running_workers(dsn, log, worker_processes, concurrency) as worker:
+            with running_workers(dsn, log, worker_processes, concurrency) as workers:
                 # The database is asked only once every handler has started, so polling it
                 # does not take CPU from the worker and the server while they work.
                 await wait_until(partial(logged_starts, log), jobs, what="handler starts")
                 completed = partial(count_completed_between, connection, ids[0], ids[-1])
                 await wait_until(completed, jobs, what="jobs completed")
                 elapsed = time.monotonic() - started
-                peak_rss = peak_rss_mib(worker, worker_processes)
+                peak_rss = peak_rss_mib(workers)
             starts = [job_id for job_id, _ in handler_starts(log)]
     finally:
         await connection.close()

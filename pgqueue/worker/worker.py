@@ -157,6 +157,7 @@ class Worker:
                 await scheduler.start()
                 await fetcher.run()
             except asyncio.CancelledError:
+                fetcher.stop()  # no buffered job may start while the running ones are cancelled
                 self._hurry.set()  # cancelled from outside: no grace period
                 raise
             finally:
