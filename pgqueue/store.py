@@ -6,7 +6,6 @@ JSON travels as text in both directions, so the caller's connection codecs never
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -99,17 +98,6 @@ class JobStore:
         self._listen_dsn = listen_dsn
         self._pool_executor = AsyncpgExecutor(pool)
 
-    async def _fetch_keeping_rows(self, sql: str, *args: object) -> list[asyncpg.Record]:
-        """``pool.fetch`` for a statement whose effect must not be lost: if the server ends the
-        connection right after the rows arrived, the pool's reset on release raises, and the
-        rows (jobs already claimed, or completions already committed) would be dropped."""
-        connection = await self.pool.acquire()
-        try:
-            return await connection.fetch(sql, *args)
-        finally:
-            with contextlib.suppress(Exception):  # the pool has discarded the broken connection
-                await self.pool.release(connection)
-
     async def open_connection(self, *, for_listen: bool = False) -> asyncpg.Connection:
         """A new connection outside the pool, made with the pool's own connect arguments, for
         session state that must not go back to the pool (LISTEN) or wait on it (heartbeats).
@@ -189,13 +177,13 @@ class JobStore:
         job_types: Sequence[str],
         worker_id: UUID,
         max_jobs: int,
-        connection: asyncpg.Connection | None = None,
+        connection: asyncpg.Connection | PoolConnectionProxy,
     ) -> list[ClaimedJob]:
-        args = (queues, job_types, worker_id, max_jobs)
-        if connection is not None:
-            rows = await connection.fetch(queries["claim_jobs"].sql, *args)
-        else:
-            rows = await self._fetch_keeping_rows(queries["claim_jobs"].sql, *args)
+        """On ``connection``, not the pool: the rows are the claim, so a connection that breaks
+        as the pool resets it must not lose them (the worker keeps one for claims)."""
+        rows = await connection.fetch(
+            queries["claim_jobs"].sql, queues, job_types, worker_id, max_jobs
+        )
         return [
             ClaimedJob(
                 id=row["id"],
@@ -223,16 +211,15 @@ class JobStore:
         attempts: Sequence[int],
         results: Sequence[str | None],
         worker_id: UUID,
-        connection: asyncpg.Connection | PoolConnectionProxy | None = None,
+        connection: asyncpg.Connection | PoolConnectionProxy,
     ) -> list[int]:
-        """Returns the ids written; with ``connection``, inside its transaction."""
-        sql = queries["complete_jobs"].sql
+        """Returns the ids written; on ``connection`` (in its transaction, if one is open), as
+        claim_jobs, so committed completions are never lost with a connection reset."""
         # In id order, so two completions that share parents' dependents lock them alike.
         ids, attempts, results = _sorted_by_id(ids, attempts, results)
-        if connection is not None:
-            rows = await connection.fetch(sql, ids, attempts, results, worker_id)
-        else:
-            rows = await self._fetch_keeping_rows(sql, ids, attempts, results, worker_id)
+        rows = await connection.fetch(
+            queries["complete_jobs"].sql, ids, attempts, results, worker_id
+        )
         return [row["id"] for row in rows]
 
     async def fail_job(

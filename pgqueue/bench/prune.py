@@ -24,6 +24,7 @@ from pgqueue.bench.harness import (
     BenchmarkFailed,
     Result,
     handler_starts,
+    logged_starts,
     percentiles,
     registered_workers,
     running_workers,
@@ -125,7 +126,9 @@ async def _prune_under_stream(dsn: str, timeline: _Timeline) -> int:
                     deleted = await pruner.prune(batch_size=_PRUNE_BATCH)
                     timeline.prune_finished = time.monotonic_ns()
                 streamed = len(timeline.commits)
-                await wait_until(partial(_logged, log), streamed, what="streamed jobs started")
+                await wait_until(
+                    partial(logged_starts, log), streamed, what="streamed jobs started"
+                )
             timeline.starts = handler_starts(log)
     return sum(deleted.values())
 
@@ -152,7 +155,3 @@ async def _stream(queue: Queue, commits: dict[int, int], stop: asyncio.Event) ->
         # a few intervals is not, since catching up on it would be a burst.
         due = max(due + interval_ns, time.monotonic_ns() - 5 * interval_ns)
         await asyncio.sleep((due - time.monotonic_ns()) / 1e9)
-
-
-async def _logged(log: Path) -> int:
-    return len(handler_starts(log))

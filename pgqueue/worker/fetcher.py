@@ -124,8 +124,6 @@ class Fetcher:
         return len(claimed)
 
     def _dispatch(self) -> None:
-        if self.stopping:  # shutting down: what is still here is released, never started
-            return
         for _ in range(min(len(self._ready), self._free_slots())):
             self._start_job(self._ready.popleft())
 

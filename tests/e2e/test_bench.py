@@ -4,6 +4,7 @@ figures themselves are for benchmarks, never for tests)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import asyncpg
 
@@ -21,24 +22,22 @@ async def bench_databases(server_dsn: str) -> list[str]:
     return [row["datname"] for row in rows]
 
 
-async def test_bench_runs_every_workload_on_a_database_of_its_own(server_dsn: str) -> None:
+async def run_bench(server_dsn: str, *options: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``pgqueue bench --json`` with ``options``: its report, and its results by workload,
+    every one positive; checks that every database it made is gone."""
     before = await bench_databases(server_dsn)
-
-    result = pgqueue_command(
-        "bench",
-        "--jobs",
-        "300",
-        "--enqueue-jobs",
-        "200",
-        "--latency-samples",
-        "5",
-        "--json",
-        dsn=server_dsn,
-    )
-
+    result = pgqueue_command("bench", *options, "--json", dsn=server_dsn)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    by_workload = {entry["workload"]: entry for entry in report["results"]}
+    assert all(entry["value"] > 0 for entry in report["results"])
+    assert await bench_databases(server_dsn) == before
+    return report, {entry["workload"]: entry for entry in report["results"]}
+
+
+async def test_bench_runs_every_workload_on_a_database_of_its_own(server_dsn: str) -> None:
+    report, by_workload = await run_bench(
+        server_dsn, "--jobs", "300", "--enqueue-jobs", "200", "--latency-samples", "5"
+    )
     assert list(by_workload) == [
         "single_enqueue",
         "batch_enqueue",
@@ -46,45 +45,24 @@ async def test_bench_runs_every_workload_on_a_database_of_its_own(server_dsn: st
         "process_2_workers",
         "latency",
     ]
-    assert all(entry["value"] > 0 for entry in report["results"])
     assert by_workload["single_enqueue"]["details"]["jobs"] == 200
     assert by_workload["process_2_workers"]["details"]["jobs"] == 300
     assert by_workload["process_2_workers"]["details"]["worker_processes"] == 2
     assert by_workload["process_1_worker"]["details"]["peak_rss_mib"] > 0
     assert by_workload["latency"]["details"]["samples"] == 5
     assert report["machine"]["postgresql"]
-    assert await bench_databases(server_dsn) == before  # every database it made is gone
 
 
 async def test_bench_processes_among_finished_jobs_and_times_claims_during_a_prune(
     server_dsn: str,
 ) -> None:
-    before = await bench_databases(server_dsn)
-
-    result = pgqueue_command(
-        "bench",
-        "--jobs",
-        "200",
-        "--enqueue-jobs",
-        "50",
-        "--workers",
-        "1",
-        "--latency-samples",
-        "3",
-        "--finished-rows",
-        "5000",
-        "--finished-rows",
-        "8000",
+    report, by_workload = await run_bench(
+        server_dsn,
+        *("--jobs", "200", "--enqueue-jobs", "50", "--workers", "1", "--latency-samples", "3"),
+        *("--finished-rows", "5000", "--finished-rows", "8000"),
         # Enough that the prune lasts ~0.1 s, so the 500 jobs/s stream times claims during it.
-        "--prune-rows",
-        "20000",
-        "--json",
-        dsn=server_dsn,
+        *("--prune-rows", "20000"),
     )
-
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    by_workload = {entry["workload"]: entry for entry in report["results"]}
     assert list(by_workload) == [
         "single_enqueue",
         "batch_enqueue",
@@ -94,7 +72,6 @@ async def test_bench_processes_among_finished_jobs_and_times_claims_during_a_pru
         "latency",
         "latency_during_prune",
     ]
-    assert all(entry["value"] > 0 for entry in report["results"])
     assert report["settings"]["finished_rows"] == [5000, 8000]
     assert report["settings"]["prune_rows"] == 20000
     # The run counts the finished rows it inserted and fails if any is missing.
@@ -112,4 +89,3 @@ async def test_bench_processes_among_finished_jobs_and_times_claims_during_a_pru
     assert during_prune["during_samples"] > 0
     assert 0 < during_prune["before_p50_ms"] <= during_prune["before_p99_ms"]
     assert 0 < during_prune["during_p50_ms"] <= during_prune["during_p99_ms"]
-    assert await bench_databases(server_dsn) == before  # every database it made is gone

@@ -33,9 +33,14 @@ async def claim(
     queues: Sequence[str] = ("limited",),
     job_types: Sequence[str] = (ECHO,),
 ) -> list[ClaimedJob]:
-    return await queue.store.claim_jobs(
-        queues=queues, job_types=job_types, worker_id=worker_id or uuid4(), max_jobs=max_jobs
-    )
+    async with queue.store.pool.acquire() as connection:
+        return await queue.store.claim_jobs(
+            queues=queues,
+            job_types=job_types,
+            worker_id=worker_id or uuid4(),
+            max_jobs=max_jobs,
+            connection=connection,
+        )
 
 
 async def seconds_until(queue: Queue, *queues: str) -> float | None:
@@ -61,12 +66,14 @@ async def settings_of(db: asyncpg.Connection, queue_name: str) -> dict[str, Any]
 
 
 async def complete(queue: Queue, jobs: Sequence[ClaimedJob], worker_id: UUID) -> list[int]:
-    return await queue.store.complete_jobs(
-        ids=[job.id for job in jobs],
-        attempts=[job.attempt for job in jobs],
-        results=[None for _ in jobs],
-        worker_id=worker_id,
-    )
+    async with queue.store.pool.acquire() as connection:
+        return await queue.store.complete_jobs(
+            ids=[job.id for job in jobs],
+            attempts=[job.attempt for job in jobs],
+            results=[None for _ in jobs],
+            worker_id=worker_id,
+            connection=connection,
+        )
 
 
 async def fail(queue: Queue, job: ClaimedJob, worker_id: UUID) -> JobStatus | None:

@@ -33,9 +33,14 @@ async def claim(
     queues: Sequence[str] = ("tests",),
     job_types: Sequence[str] = (ECHO,),
 ) -> list[ClaimedJob]:
-    return await queue.store.claim_jobs(
-        queues=queues, job_types=job_types, worker_id=worker_id, max_jobs=max_jobs
-    )
+    async with queue.store.pool.acquire() as connection:
+        return await queue.store.claim_jobs(
+            queues=queues,
+            job_types=job_types,
+            worker_id=worker_id,
+            max_jobs=max_jobs,
+            connection=connection,
+        )
 
 
 async def fail(
@@ -284,16 +289,16 @@ async def test_complete_with_wrong_worker_or_attempt_changes_nothing(
     before = await job_row(db, job.id)
 
     wrong_worker = await queue.store.complete_jobs(
-        ids=[job.id], attempts=[1], results=['"late"'], worker_id=uuid4()
+        ids=[job.id], attempts=[1], results=['"late"'], worker_id=uuid4(), connection=db
     )
     wrong_attempt = await queue.store.complete_jobs(
-        ids=[job.id], attempts=[2], results=['"late"'], worker_id=worker_id
+        ids=[job.id], attempts=[2], results=['"late"'], worker_id=worker_id, connection=db
     )
 
     assert (wrong_worker, wrong_attempt) == ([], [])
     assert await job_row(db, job.id) == before
     assert await queue.store.complete_jobs(
-        ids=[job.id], attempts=[1], results=['"done"'], worker_id=worker_id
+        ids=[job.id], attempts=[1], results=['"done"'], worker_id=worker_id, connection=db
     ) == [job.id]
     row = await job_row(db, job.id)
     assert (row["status"], row["result"]) == ("completed", '"done"')
@@ -309,10 +314,10 @@ async def test_complete_writes_many_jobs_at_once_and_skips_finished_ones(
     ids = [job.id for job in jobs]
 
     first = await queue.store.complete_jobs(
-        ids=ids, attempts=[1, 1, 1], results=["1", None, "3"], worker_id=worker_id
+        ids=ids, attempts=[1, 1, 1], results=["1", None, "3"], worker_id=worker_id, connection=db
     )
     again = await queue.store.complete_jobs(
-        ids=ids, attempts=[1, 1, 1], results=["9", "9", "9"], worker_id=worker_id
+        ids=ids, attempts=[1, 1, 1], results=["9", "9", "9"], worker_id=worker_id, connection=db
     )
 
     assert (sorted(first), again) == (sorted(ids), [])

@@ -107,7 +107,7 @@ async def hold_a_slot(queue: Queue, db: asyncpg.Connection, queue_name: str) -> 
     )
     job_id = await queue.enqueue(QueueLimitNap(), queue=queue_name)
     [held] = await queue.store.claim_jobs(
-        queues=[queue_name], job_types=[NAP], worker_id=other, max_jobs=1
+        queues=[queue_name], job_types=[NAP], worker_id=other, max_jobs=1, connection=db
     )
     assert held.id == job_id
     return job_id, other
@@ -316,7 +316,7 @@ async def test_a_job_finishing_elsewhere_in_a_limited_queue_wakes_an_idle_worker
 
         # The other worker's job completes: its NOTIFY, not the 60 s poll, wakes this one.
         assert await queue.store.complete_jobs(
-            ids=[held], attempts=[1], results=[None], worker_id=other
+            ids=[held], attempts=[1], results=[None], worker_id=other, connection=db
         ) == [held]
         await queue.wait_for(waiting, 5)
     assert await db.fetchval("SELECT worker_id FROM pgqueue.jobs WHERE id = $1", waiting) == (
