@@ -44,18 +44,48 @@ class EnqueueOptions:
 
 def prepare(job: object, options: EnqueueOptions) -> NewJob:
     """Validate a job and its options into a row; raise InvalidJob and write nothing if bad."""
+    registered = _registered(job)
+    cls = type(registered)
+    return _row(cls.job_options.name, _payload(registered), options, cls.job_options)
+
+
+def prepare_batch(jobs: Sequence[object], options: EnqueueOptions) -> list[NewJob]:
+    """``prepare`` for jobs that share ``options``: they are checked once per job class, not
+    once per job, which was half of what a batch spent in Python."""
+    rows: list[NewJob] = []
+    first_rows: dict[type[Job], NewJob] = {}
+    for job in jobs:
+        registered = _registered(job)
+        payload = _payload(registered)
+        cls = type(registered)
+        first = first_rows.get(cls)
+        if first is None:
+            first = first_rows[cls] = _row(cls.job_options.name, payload, options, cls.job_options)
+            rows.append(first)
+        else:
+            _check_payload(first.job_type, payload)
+            rows.append(first.with_payload(payload))
+    return rows
+
+
+def _registered(job: object) -> Job:
     if not isinstance(job, Job) or not registry.is_registered(type(job)):
         raise UnregisteredJob(
             f"{type(job).__qualname__} is not a registered job class: subclass pgqueue.Job "
             "and define handle()"
         )
+    return job
+
+
+def _payload(job: Job) -> str:
+    """The job as JSON, checked to load back as the worker will load it."""
     cls = type(job)
     try:
         payload = job.model_dump_json()
         cls.model_validate_json(payload)  # what the worker will load must validate too
     except (ValidationError, ValueError, TypeError) as error:
         raise InvalidJob(f"{cls.__qualname__} payload does not validate: {error}") from error
-    return _row(cls.job_options.name, payload, options, cls.job_options)
+    return payload
 
 
 def prepare_by_name(job_type: str, payload: object, options: EnqueueOptions) -> NewJob:
@@ -80,11 +110,7 @@ def prepare_by_name(job_type: str, payload: object, options: EnqueueOptions) -> 
 
 def _row(job_type: str, payload: str, options: EnqueueOptions, defaults: JobOptions) -> NewJob:
     """The row for a JSON payload, the options checked and the class's defaults applied."""
-    if _NUL_ESCAPE.search(payload):
-        raise InvalidJob(
-            f"the {job_type} payload contains a NUL character (\\u0000), which PostgreSQL "
-            "cannot store in jsonb: remove it or encode the value"
-        )
+    _check_payload(job_type, payload)
     # Most specific first: builder/enqueue keywords, then the class; else NULL, the worker's.
     max_retries = defaults.max_retries if options.max_retries is None else options.max_retries
     return NewJob(
@@ -103,6 +129,14 @@ def _row(job_type: str, payload: str, options: EnqueueOptions, defaults: JobOpti
         depends_on=_check_parents(options.depends_on),
         run_anyway=_check_run_anyway(options.run_anyway, options.depends_on),
     )
+
+
+def _check_payload(job_type: str, payload: str) -> None:
+    if _NUL_ESCAPE.search(payload):
+        raise InvalidJob(
+            f"the {job_type} payload contains a NUL character (\\u0000), which PostgreSQL "
+            "cannot store in jsonb: remove it or encode the value"
+        )
 
 
 def _check_unique_key(key: object, unique_for: object) -> str | None:

@@ -14,7 +14,14 @@ from typing import Any, Self
 import asyncpg
 
 from pgqueue.connections import executor_for, transaction_for
-from pgqueue.enqueue import Dispatch, EnqueueOptions, JobGroup, prepare, prepare_by_name
+from pgqueue.enqueue import (
+    Dispatch,
+    EnqueueOptions,
+    JobGroup,
+    prepare,
+    prepare_batch,
+    prepare_by_name,
+)
 from pgqueue.errors import (
     InvalidJob,
     JobCancelled,
@@ -140,7 +147,7 @@ class Queue:
         in one transaction. Returns their ids in order."""
         if not jobs:
             raise ValueError("chain() needs at least one job")
-        rows = [prepare(job, EnqueueOptions()) for job in jobs]  # all valid before any is written
+        rows = prepare_batch(jobs, EnqueueOptions())  # all valid before any is written
         ids: list[int] = []
         async with transaction_for(connection, self.store.pool) as executor:
             for row in rows:
@@ -166,7 +173,7 @@ class Queue:
         """Enqueue ``parents``, then ``child`` depending on all of them, in one transaction."""
         if not parents:
             raise ValueError("group() needs at least one job")
-        rows = [prepare(job, EnqueueOptions()) for job in parents]
+        rows = prepare_batch(parents, EnqueueOptions())
         last = None if child is None else prepare(child, EnqueueOptions())
         async with transaction_for(connection, self.store.pool) as executor:
             ids = await self.store.enqueue_batch(jobs=rows, executor=executor)
@@ -189,7 +196,7 @@ class Queue:
     ) -> list[int]:
         """Enqueue many jobs in one round trip; ids come back in the order of ``jobs``."""
         options = EnqueueOptions(delay, run_at, priority, queue, max_retries, backoff)
-        rows = [prepare(job, options) for job in jobs]
+        rows = prepare_batch(jobs, options)
         if not rows:
             return []
         executor = None if connection is None else executor_for(connection)

@@ -96,6 +96,7 @@ class Fetcher:
                 try:
                     if await self._claim(wanted) == wanted:
                         continue  # all wanted were there, and more may be due
+                    await asyncio.sleep(0)  # the jobs just started run before we ask more
                     sleep = await self._seconds_until_due()
                     error_pause = _MIN_SLEEP
                 except Exception as error:  # the database is away: back off, then try again
@@ -128,9 +129,10 @@ class Fetcher:
             self._start_job(self._ready.popleft())
 
     async def _seconds_until_due(self) -> float:
-        seconds = await self._store.seconds_until_next_job(
-            queues=self._queues, job_types=self._job_types
-        )
+        async with self._connection.use() as connection:
+            seconds = await self._store.seconds_until_next_job(
+                queues=self._queues, job_types=self._job_types, connection=connection
+            )
         if seconds is None:
             return self._poll_interval
         return min(max(seconds, _MIN_SLEEP), self._poll_interval)

@@ -21,7 +21,7 @@ from pgqueue import InvalidJob, InvalidQueueName, Job, Queue
 from pgqueue.errors import UnregisteredJob
 from pgqueue.sql import JOBS_CHANNEL
 from tests.factories import count, eventually
-from tests.jobs import Echo, Note
+from tests.jobs import Echo, Flaky, Note, QueueOrderProbe, Summarize
 
 
 class Draft(Job):
@@ -414,6 +414,10 @@ async def test_sql_function_enqueue_with_named_arguments(db: asyncpg.Connection)
         ("run_at => now(), delay => interval '1 s'", "give run_at or delay, not both"),
         ("delay => interval '-1 s'", "is negative"),
         ("queue => 'has space'", "jobs_queue_check"),
+        ("queue => ''", "jobs_queue_check"),
+        (f"queue => '{'q' * 64}'", "jobs_queue_check"),
+        ("queue => 'caf\u00e9'", "jobs_queue_check"),
+        ("queue => 'line\nbreak'", "jobs_queue_check"),
     ],
 )
 async def test_sql_function_enqueue_rejects_bad_arguments(
@@ -499,6 +503,51 @@ async def test_one_bad_job_in_a_batch_writes_none_of_it(
 ) -> None:
     with pytest.raises(InvalidQueueName):
         await queue.enqueue_batch([Note(log_path="/dev/null"), Echo(text="x")], queue="a b")
+
+    assert await count(db) == 0
+
+
+async def test_the_longest_queue_name_is_accepted_by_the_sql_function(
+    db: asyncpg.Connection,
+) -> None:
+    name = "A-z_0.9" * 9  # 63 characters, each kind the check allows
+    job_id = await db.fetchval("SELECT pgqueue.enqueue(job_type => 'x', queue => $1)", name)
+
+    assert await db.fetchval("SELECT queue FROM pgqueue.jobs WHERE id = $1", job_id) == name
+
+
+async def test_a_batch_of_several_classes_gives_each_row_its_own_class_defaults(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    jobs = [
+        Echo(text="a"),
+        Flaky(succeed_on=1),
+        QueueOrderProbe(label="b", log_path="/dev/null"),
+        Summarize(values=[1, 2]),
+        Echo(text="c"),
+    ]
+
+    ids = await queue.enqueue_batch(jobs, priority=3)
+
+    rows = await db.fetch(
+        "SELECT job_type, payload::text, queue, max_attempts, priority FROM pgqueue.jobs"
+        " WHERE id = ANY($1) ORDER BY id",
+        ids,
+    )
+    assert [(r["job_type"], json.loads(r["payload"]), r["queue"]) for r in rows] == [
+        (job.job_options.name, job.model_dump(mode="json"), job.job_options.queue) for job in jobs
+    ]
+    assert [r["max_attempts"] for r in rows] == [None, 4, None, None, None]  # Flaky: 3 retries
+    assert {r["priority"] for r in rows} == {3}
+
+
+async def test_a_nul_character_deep_in_a_batch_writes_none_of_it(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    jobs = [Echo(text=str(n)) for n in range(99)] + [Echo(text="a\x00b")]
+
+    with pytest.raises(InvalidJob, match="NUL character"):
+        await queue.enqueue_batch(jobs)
 
     assert await count(db) == 0
 

@@ -129,6 +129,22 @@ async def test_claim_uses_the_claimable_index(db: asyncpg.Connection, dsn: str) 
     assert after["sequential_scans"] == before["sequential_scans"]
 
 
+async def test_a_claim_commits_without_waiting_for_the_wal_flush_and_nothing_else_does(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    await queue.enqueue(Echo(text="x"))
+    session_setting = await db.fetchval("SHOW synchronous_commit")
+
+    async with db.transaction():
+        claimed = await db.fetch(queries["claim_jobs"].sql, ["tests"], [ECHO], uuid4(), 10)
+        in_the_claim = await db.fetchval("SHOW synchronous_commit")
+
+    assert len(claimed) == 1
+    assert in_the_claim == "off"
+    # SET LOCAL: the next transaction on the connection (an enqueue, say) is durable as before.
+    assert await db.fetchval("SHOW synchronous_commit") == session_setting == "on"
+
+
 async def scans_of_jobs(db: asyncpg.Connection) -> dict[str, int]:
     await db.execute("SELECT pg_stat_clear_snapshot()")
     row = await db.fetchrow(
