@@ -4,13 +4,12 @@ comparison and ``pgqueue bench`` report the same thing.
 - Schema: ``pgqueue.migrate.upgrade(dsn)``.
 - Enqueue: ``Queue.connect(dsn, max_size=1)``; ``queue.enqueue(Noop())`` per job;
   ``queue.enqueue_batch([...])`` of 1,000 jobs a call.
-- Workers: ``pgqueue work --app pgqueue.bench.jobs --workers N --concurrency 100`` (N=2 is one
-  supervisor and two worker processes; peak RSS is the largest of the workers'); the latency
+- Workers: N separate ``pgqueue work --app pgqueue.bench.jobs --concurrency 100`` processes
+  started side by side, as the peers' are (peak RSS is the largest of them); the latency
   worker runs with concurrency 10 and is measured after it registered and had 1.5 s to settle.
   asyncio's own loop on both sides, as the ``pgqueue`` command runs.
-
-One difference from the peers' processing runs: ``pgqueue.bench.run.process`` polls the
-completed count every 10 ms from the start, not only once every handler has started.
+- Processing is timed as for the peers: from starting the workers until every job completed,
+  the database polled only once every handler has started.
 """
 
 from __future__ import annotations
@@ -34,8 +33,8 @@ class PgqueueSystem:
             "enqueue": "Queue.connect(dsn, max_size=1); await queue.enqueue(Noop())",
             "batch_enqueue": "queue.enqueue_batch([Noop(), ...]), 1000 per call",
             "worker": (
-                f"pgqueue work --app pgqueue.bench.jobs --concurrency {CONCURRENCY} "
-                "--workers N (N=2: supervisor + 2 worker processes); latency: concurrency 10"
+                f"N x pgqueue work --app pgqueue.bench.jobs --concurrency {CONCURRENCY} "
+                "(N separate processes); latency: concurrency 10"
             ),
             "wake_up": "pgqueue's LISTEN/NOTIFY",
             "event_loop": "asyncio (client and workers, as the pgqueue command)",

@@ -57,7 +57,7 @@ from pgqueue.settings import resolve_dsn
     type=click.IntRange(min=1),
     multiple=True,
     help="Also run the processing workload with one worker process on a table already holding "
-    "this many completed jobs (inserted in SQL first, untimed: some 80 s per 10 million on 2 "
+    "this many completed jobs (inserted in SQL first, untimed: 45 to 80 s per 10 million on 2 "
     "cores); repeat for several runs.",
 )
 @click.option(
