@@ -96,6 +96,15 @@ class DueSchedule:
 
 
 @dataclass(frozen=True)
+class QueueDepth:
+    """A queue's ready jobs, as a worker's metrics report them."""
+
+    queue: str
+    ready: int
+    oldest_age_seconds: float  # 0 when none is ready
+
+
+@dataclass(frozen=True)
 class ClaimedJob:
     """A job this worker now holds, as the claim returned it."""
 
@@ -225,6 +234,10 @@ class JobStore:
         sql = queries["seconds_until_next_job"].sql
         seconds = await (connection or self.pool).fetchval(sql, queues, job_types)
         return None if seconds is None else max(float(seconds), 0.0)  # overdue: due now
+
+    async def queue_depths(self, *, queues: Sequence[str]) -> list[QueueDepth]:
+        rows = await self.pool.fetch(queries["queue_depths"].sql, queues)
+        return [QueueDepth(row["queue"], row["ready"], row["oldest_age_seconds"]) for row in rows]
 
     async def complete_jobs(
         self,

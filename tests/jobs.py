@@ -7,6 +7,7 @@ Handlers that must prove how often they ran append a line to the file named in t
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from pathlib import Path
@@ -279,3 +280,16 @@ class QueueOrderProbe(Job, queue="ordered"):
     async def handle(self) -> str:
         record(self.log_path, self.label)
         return self.label
+
+
+class LogsAndFails(Job, queue="tests", max_retries=1):
+    """Logs through the application's own logger (from a thread: a sync handler), then fails
+    its first attempt."""
+
+    word: str
+
+    def handle(self) -> str:
+        logging.getLogger("tests.app").info("handling %s", self.word)
+        if self.context.attempt == 1:
+            raise RuntimeError("first attempts fail")
+        return self.word

@@ -56,14 +56,6 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 dsn_option = click.option(
     "--dsn",
     metavar="DSN",
@@ -116,6 +108,15 @@ log_level_option = click.option(
     default="info",
     show_default=True,
     help="How much to log on stderr.",
+)
+
+log_format_option = click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    default="text",
+    show_default=True,
+    help="text, or json: one JSON object per line, with job_id, queue, job_type, attempt and "
+    "worker_id on every line about a job.",
 )
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import click
 
-from pgqueue.cli import configure_logging, dsn_option
+from pgqueue.cli import dsn_option
 from pgqueue.job import Job
+from pgqueue.logs import configure_logging
 from pgqueue.queue import Queue
 from pgqueue.records import JobRecord, JobStatus
 from pgqueue.retry import Backoff

@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from pgqueue.cli import Duration, configure_logging, dsn_option, with_queue
+from pgqueue.cli import Duration, dsn_option, with_queue
 from pgqueue.cli.output import emit_json, json_option
+from pgqueue.logs import configure_logging
 from pgqueue.retention import Retention
 from pgqueue.settings import redact_dsn, resolve_dsn
 

@@ -11,9 +11,10 @@ from typing import Any
 
 import click
 
-from pgqueue.cli import configure_logging, dsn_option, log_level_option
+from pgqueue.cli import dsn_option, log_format_option, log_level_option
 from pgqueue.cli.ops import retention_from, retention_options
 from pgqueue.limits import QueueLimit
+from pgqueue.logs import LogFormat, configure_logging
 from pgqueue.queue import Queue
 from pgqueue.registry import load_app
 from pgqueue.settings import redact_dsn, resolve_dsn
@@ -145,16 +146,38 @@ def _split(value: str | None) -> list[str] | None:
     help="Cluster-wide rate limits set when the worker starts: emails=100/1m starts at most 100 "
     "email jobs per minute (units ms, s, m, h, d).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics. With --workers N, worker k "
+    "(from 0) uses PORT + k. Default: no metrics.",
+)
+@click.option(
+    "--metrics-host",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address the metrics listen on (all interfaces, for a Prometheus on another host; "
+    "127.0.0.1 keeps them local).",
+)
 @retention_options
 @dsn_option
 @log_level_option
-def work(apps: str, queues: str | None, dsn: str | None, log_level: str, **options: Any) -> None:
+@log_format_option
+def work(
+    apps: str,
+    queues: str | None,
+    dsn: str | None,
+    log_level: str,
+    log_format: LogFormat,
+    **options: Any,
+) -> None:
     """Run a worker until SIGTERM or SIGINT (a second signal stops at once).
 
     On stop it claims nothing more, lets running jobs finish within --shutdown-grace, then
     puts the rest back to pending.
     """
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     for app in _split(apps) or []:
         load_app(app)
     workers = options.pop("workers")
@@ -167,7 +190,19 @@ def work(apps: str, queues: str | None, dsn: str | None, log_level: str, **optio
             resolved.source,
         )
         child_args = without_workers_option(sys.argv[2:])
-        sys.exit(asyncio.run(Supervisor(child_args, workers).run()))
+        port = options["metrics_port"]
+        sys.exit(
+            asyncio.run(
+                Supervisor(
+                    lambda slot: (
+                        child_args
+                        if port is None
+                        else [*child_args, "--metrics-port", str(port + slot)]
+                    ),
+                    workers,
+                ).run()
+            )
+        )
     options["timeout"] = options.pop("job_timeout")
     options["listen"] = not options.pop("no_listen")
     if options["poll_interval"] is None:

@@ -44,6 +44,18 @@ WHERE NOT coalesce(s.paused, false)
   AND (s.concurrency_limit IS NULL OR s.concurrency_limit > (
       SELECT count(*) FROM pgqueue.jobs AS r WHERE r.status = 'running' AND r.queue = due.queue));
 
+-- name: queue_depths
+-- Per queue of $1: the jobs ready to run now (pending, due, not waiting on parents) and how long
+-- the oldest of them has been due, read through the claimable index (the workers' metrics).
+-- params: queues text[]
+SELECT q.name AS queue, count(j.id) AS ready,
+    coalesce(extract(epoch FROM now() - min(j.run_at)), 0)::float8 AS oldest_age_seconds
+FROM unnest($1::text[]) AS q(name)
+LEFT JOIN pgqueue.jobs AS j
+    ON j.queue = q.name AND j.status = 'pending' AND NOT j.blocked AND j.run_at <= now()
+GROUP BY q.name
+ORDER BY q.name;
+
 -- name: complete_jobs
 -- Record successful attempts, many per round trip, fenced by worker and attempt; releases their
 -- dependents in the same transaction. Returns the ids written.

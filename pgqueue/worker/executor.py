@@ -18,10 +18,11 @@ import inspect
 import json
 import logging
 import threading
+import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 from asyncpg.pool import PoolConnectionProxy
@@ -31,6 +32,7 @@ from pydantic_core import to_json
 
 from pgqueue.errors import ClaimLost
 from pgqueue.job import Job, JobContext, JobOptions
+from pgqueue.logs import job_logging
 from pgqueue.records import JobStatus
 from pgqueue.registry import Registry
 from pgqueue.retry import Backoff, Retry, is_permanent
@@ -42,6 +44,26 @@ log = logging.getLogger("pgqueue.worker")
 ErrorHook = Callable[[Job, BaseException], Awaitable[None] | None]
 
 _TRACEBACK_LIMIT = 8000  # characters of traceback kept per attempt
+
+
+# How an attempt ended, as the worker saw it ("lost": its claim had passed to another worker).
+Outcome = Literal["completed", "failed", "retried", "snoozed", "lost"]
+
+
+class JobObserver(Protocol):
+    """Told of each attempt's start and end (the worker's metrics)."""
+
+    def job_started(self, job: ClaimedJob) -> None: ...
+
+    def job_ended(self, job: ClaimedJob, outcome: Outcome, seconds: float) -> None: ...
+
+
+class _Unobserved:
+    def job_started(self, job: ClaimedJob) -> None:
+        pass
+
+    def job_ended(self, job: ClaimedJob, outcome: Outcome, seconds: float) -> None:
+        pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +85,9 @@ class JobExecutor:
         worker_id: UUID,
         defaults: RetryPolicy,
         error_hooks: list[ErrorHook],
+        observer: JobObserver | None = None,
     ) -> None:
+        self._observer = observer or _Unobserved()
         self._registry = registry
         self._store = store
         self._completer = completer
@@ -73,13 +97,25 @@ class JobExecutor:
 
     async def run(self, claimed: ClaimedJob) -> None:
         """Run one attempt. The worker's own cancellation propagates and records nothing."""
+        with job_logging(
+            job_id=claimed.id,
+            queue=claimed.queue,
+            job_type=claimed.job_type,
+            attempt=claimed.attempt,
+            worker_id=self._worker_id,
+        ):
+            self._observer.job_started(claimed)
+            started = time.monotonic()
+            outcome = await self._attempt(claimed)
+            self._observer.job_ended(claimed, outcome, time.monotonic() - started)
+
+    async def _attempt(self, claimed: ClaimedJob) -> Outcome:
         cls = self._registry.get(claimed.job_type)
         assert cls is not None, "the claim only returns registered job types"
         try:
             job = cls.model_validate_json(claimed.payload)
         except ValidationError as error:  # retrying cannot make a bad payload valid
-            await self._fail(claimed, cls.job_options, None, error, permanent=True)
-            return
+            return await self._fail(claimed, cls.job_options, None, error, permanent=True)
         transaction = _CompletingTransaction(self._store, claimed, self._worker_id)
         job._context = JobContext(
             job_id=claimed.id,
@@ -104,6 +140,7 @@ class JobExecutor:
                 await transaction.close()  # rolls back unless committed
         except Retry as snooze:
             await self._completer.snooze(claimed, snooze.delay)
+            return "snoozed"
         except BaseException as error:
             if isinstance(error, asyncio.CancelledError) and _cancelled_by_worker():
                 raise
@@ -114,12 +151,12 @@ class JobExecutor:
             )
             options = cls.job_options
             permanent = is_permanent(failure, options.retry_on, options.give_up_on)
-            await self._fail(claimed, options, job, failure, permanent=permanent)
+            return await self._fail(claimed, options, job, failure, permanent=permanent)
+        if transaction.committed:
+            self._completer.completed_elsewhere(claimed)
         else:
-            if transaction.committed:
-                self._completer.completed_elsewhere(claimed)
-            else:
-                self._completer.complete(claimed, result)
+            self._completer.complete(claimed, result)
+        return "completed"
 
     async def _parent_results(self, claimed: ClaimedJob) -> dict[int, Any]:
         """Each parent's result, typed by its class's handle() (None if it did not complete)."""
@@ -156,7 +193,7 @@ class JobExecutor:
         error: BaseException,
         *,
         permanent: bool,
-    ) -> None:
+    ) -> Outcome:
         status = await self._completer.fail(
             claimed,
             error=_error_entry(claimed, self._worker_id, error),
@@ -175,6 +212,9 @@ class JobExecutor:
         if job is not None:
             job._context = dataclasses.replace(job.context, will_retry=status is JobStatus.PENDING)
             await self._call_hooks(job, error)
+        if status is None:
+            return "lost"
+        return "retried" if status is JobStatus.PENDING else "failed"
 
     async def _call_hooks(self, job: Job, error: BaseException) -> None:
         for hook in self._error_hooks:

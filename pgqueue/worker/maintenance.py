@@ -41,6 +41,7 @@ class Maintenance:
         default_max_attempts: int,
         held_ids: Callable[[], Collection[int]],
         on_released: Callable[[], None],
+        on_rescued: Callable[[int], None],
         on_cancelled: Callable[[int], None],
         prune: Callable[[], Awaitable[object]] | None,
     ) -> None:
@@ -51,6 +52,7 @@ class Maintenance:
         self._default_max_attempts = default_max_attempts
         self._held_ids = held_ids
         self._on_released = on_released
+        self._on_rescued = on_rescued
         self._on_cancelled = on_cancelled
         self._prune = prune
         self._task: asyncio.Task[None] | None = None
@@ -74,6 +76,7 @@ class Maintenance:
             log.warning(
                 "rescued %s jobs from workers whose heartbeat expired: %s", len(rescued), rescued
             )
+            self._on_rescued(len(rescued))
         await self._store.delete_expired_workers(heartbeat_timeout=self._heartbeat_timeout)
         released = await self._store.release_unheld_jobs(
             worker_id=self._worker_id,

@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 log = logging.getLogger("pgqueue.supervisor")
 
@@ -25,8 +25,8 @@ _RESTART_PAUSE = 1.0
 
 
 class Supervisor:
-    def __init__(self, child_args: Sequence[str], workers: int) -> None:
-        self._child_args = list(child_args)
+    def __init__(self, child_args: Callable[[int], Sequence[str]], workers: int) -> None:
+        self._child_args = child_args  # the command line of the child in each slot
         self._workers = workers
         self._children: dict[int, asyncio.subprocess.Process] = {}
         self._stopping = asyncio.Event()
@@ -50,7 +50,7 @@ class Supervisor:
         while not self._stopping.is_set():
             started = time.monotonic()
             child = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "pgqueue", "work", *self._child_args
+                sys.executable, "-m", "pgqueue", "work", *self._child_args(slot)
             )
             self._children[slot] = child
             log.info("worker %s started (pid %s)", slot, child.pid)

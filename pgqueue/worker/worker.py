@@ -14,6 +14,7 @@ import signal
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 from pgqueue.errors import ConfigurationError
@@ -31,6 +32,9 @@ from pgqueue.worker.heartbeat import Heartbeat
 from pgqueue.worker.listener import Listener
 from pgqueue.worker.maintenance import Maintenance
 from pgqueue.worker.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from pgqueue.worker.metrics import WorkerMetrics
 
 log = logging.getLogger("pgqueue.worker")
 
@@ -65,6 +69,8 @@ class Worker:
         listen: bool = True,
         queue_limits: Mapping[str, int | QueueLimit] | None = None,
         job_registry: Registry | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str = "0.0.0.0",
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -95,6 +101,11 @@ class Worker:
             for name, limit in (queue_limits or {}).items()
         }
         self._registry = job_registry or registry
+        if metrics_port is not None and not 0 <= metrics_port <= 65535:
+            raise ValueError(f"metrics_port must be from 0 to 65535, got {metrics_port}")
+        self._metrics_port = metrics_port  # None: no metrics
+        self._metrics_host = metrics_host
+        self._metrics: WorkerMetrics | None = None
         self._error_hooks: list[ErrorHook] = []
         self._active: dict[int, asyncio.Task[None]] = {}
         self._held: set[int] = set()  # claimed, outcome not yet written
@@ -126,6 +137,12 @@ class Worker:
             default_max_attempts=self._defaults.max_retries + 1,
             on_written=self._written,
         )
+        metrics_server = None
+        if self._metrics_port is not None:
+            from pgqueue.worker.metrics import MetricsServer, WorkerMetrics  # prometheus_client
+
+            self._metrics = WorkerMetrics(store, queues, running_jobs=lambda: len(self._active))
+            metrics_server = MetricsServer(self._metrics, self._metrics_host, self._metrics_port)
         fetcher = self._fetcher = self._build_fetcher(queues, job_types, completer)
         listener = (
             Listener(store, queues, self._heartbeat_interval, fetcher.nudge, self._cancel)
@@ -144,11 +161,14 @@ class Worker:
             default_max_attempts=self._defaults.max_retries + 1,
             held_ids=lambda: self._held,
             on_released=fetcher.nudge,
+            on_rescued=self._rescued,
             on_cancelled=self._cancel,
             prune=None if self._retention is None else self._prune,
         )
         with self._signal_handlers():  # through shutdown too, so a second signal can hurry it
             try:
+                if metrics_server is not None:
+                    await metrics_server.start()
                 if listener is not None:
                     await listener.start()
                 completer.start()
@@ -168,6 +188,8 @@ class Worker:
                     if listener is not None:
                         await listener.close()
                     await heartbeat.stop()
+                    if metrics_server is not None:
+                        await metrics_server.stop()
                 finally:  # stop() waits on this, whatever went wrong above
                     self._fetcher = None
                     self._finished.set()
@@ -204,6 +226,7 @@ class Worker:
             worker_id=self.id,
             defaults=self._defaults,
             error_hooks=self._error_hooks,
+            observer=self._metrics,
         )
         return Fetcher(
             self._queue.store,
@@ -243,6 +266,7 @@ class Worker:
                 "job %s: its outcome could not be recorded; it stays running until released",
                 job_id,
                 exc_info=task.exception(),
+                extra={"job_id": job_id},
             )
         if self._fetcher is not None:
             self._fetcher.slot_freed()
@@ -253,6 +277,10 @@ class Worker:
         if any(deleted.values()):
             log.info("pruned finished jobs: %s", {str(s): n for s, n in deleted.items() if n})
 
+    def _rescued(self, count: int) -> None:
+        if self._metrics is not None:
+            self._metrics.jobs_rescued(count)
+
     def _written(self, job_ids: Iterable[int]) -> None:
         self._held.difference_update(job_ids)
 
@@ -262,7 +290,9 @@ class Worker:
             return
         task = self._active.get(job_id)
         if task is not None:
-            log.info("job %s was cancelled while running: stopping it", job_id)
+            log.info(
+                "job %s was cancelled while running: stopping it", job_id, extra={"job_id": job_id}
+            )
             task.cancel()
 
     async def _shutdown(self, completer: Completer) -> None:
