@@ -44,9 +44,7 @@ class EnqueueOptions:
 
 def prepare(job: object, options: EnqueueOptions) -> NewJob:
     """Validate a job and its options into a row; raise InvalidJob and write nothing if bad."""
-    registered = _registered(job)
-    cls = type(registered)
-    return _row(cls.job_options.name, _payload(registered), options, cls.job_options)
+    return prepare_batch([job], options)[0]
 
 
 def prepare_batch(jobs: Sequence[object], options: EnqueueOptions) -> list[NewJob]:

@@ -1,4 +1,5 @@
-"""Helpers shared by tests: deadline waits, a worker running in the background, row counts."""
+"""Helpers shared by tests: deadline waits, a worker running in the background, row counts,
+the lines handlers recorded, extra connections, lock waits and notifications."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import contextlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
+from uuid import uuid4
 
 import asyncpg
 
 from pgqueue import Queue, Worker
+from pgqueue.sql import JOBS_CHANNEL
 
 T = TypeVar("T")
 
@@ -30,6 +34,11 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within}s; last value: {value!r}")
         await asyncio.sleep(0.02)
+
+
+def lines(path: Path) -> list[str]:
+    """The lines a job's handler recorded in ``path`` (none if it never wrote)."""
+    return path.read_text().splitlines() if path.exists() else []
 
 
 async def count(db: asyncpg.Connection, status: str | None = None) -> int:
@@ -64,3 +73,48 @@ async def running(queue: Queue, **options: Any) -> AsyncIterator[Worker]:
     finally:
         await worker.stop()
         await task
+
+
+async def lock_waiters(db: asyncpg.Connection) -> int:
+    """Sessions of this database waiting for a lock held by another transaction."""
+    return int(
+        await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+    )
+
+
+@contextlib.asynccontextmanager
+async def connections(dsn: str, n: int) -> AsyncIterator[list[asyncpg.Connection]]:
+    opened = [await asyncpg.connect(dsn) for _ in range(n)]
+    try:
+        yield opened
+    finally:
+        for connection in opened:
+            await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def notifications(dsn: str) -> AsyncIterator[list[str]]:
+    """The payloads of the notifications on the jobs channel while the block runs."""
+    received: list[str] = []
+    listener = await asyncpg.connect(dsn)
+
+    def on_notify(_connection: object, _pid: int, _channel: str, payload: object) -> None:
+        received.append(str(payload))
+
+    await listener.add_listener(JOBS_CHANNEL, on_notify)
+    try:
+        yield received
+    finally:
+        await listener.close()
+
+
+async def delivered(db: asyncpg.Connection, received: list[str]) -> list[str]:
+    """Every notification committed so far (delivery follows commit order, so once a marker
+    sent now has arrived, every earlier one has too)."""
+    marker = f"marker-{uuid4().hex}"
+    await db.execute("SELECT pg_notify($1, $2)", JOBS_CHANNEL, marker)
+    await eventually(lambda: list(received), until=lambda got: marker in got)
+    return received[: received.index(marker)]

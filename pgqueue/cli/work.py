@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import click
@@ -24,8 +25,9 @@ from pgqueue.worker.supervisor import Supervisor
 log = logging.getLogger("pgqueue")
 
 
-def without_workers_option(args: Sequence[str]) -> list[str]:
-    """The command line of one child: ours without --workers (the children run in-process)."""
+def child_args(args: Sequence[str], slot: int, metrics_port: int | None) -> list[str]:
+    """The command line of the worker in ``slot``: ours without --workers (the children run
+    in-process), and with a metrics port of its own (PORT + slot), wherever PORT was set."""
     kept: list[str] = []
     skip_next = False
     for arg in args:
@@ -35,6 +37,8 @@ def without_workers_option(args: Sequence[str]) -> list[str]:
             skip_next = True
         elif not arg.startswith("--workers="):
             kept.append(arg)
+    if metrics_port is not None:  # the last --metrics-port on a command line wins
+        kept += ["--metrics-port", str(metrics_port + slot)]
     return kept
 
 
@@ -189,20 +193,8 @@ def work(
             redact_dsn(resolved.dsn),
             resolved.source,
         )
-        child_args = without_workers_option(sys.argv[2:])
-        port = options["metrics_port"]
-        sys.exit(
-            asyncio.run(
-                Supervisor(
-                    lambda slot: (
-                        child_args
-                        if port is None
-                        else [*child_args, "--metrics-port", str(port + slot)]
-                    ),
-                    workers,
-                ).run()
-            )
-        )
+        slot_args = partial(child_args, sys.argv[2:], metrics_port=options["metrics_port"])
+        sys.exit(asyncio.run(Supervisor(slot_args, workers).run()))
     options["timeout"] = options.pop("job_timeout")
     options["listen"] = not options.pop("no_listen")
     if options["poll_interval"] is None:

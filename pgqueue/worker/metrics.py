@@ -23,6 +23,13 @@ log = logging.getLogger("pgqueue.worker")
 
 # Seconds: from no-op jobs to ones that run for many minutes.
 _DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
+# The outcomes counted, with their help texts ("lost" is counted by the worker that won).
+_ENDED = {
+    "completed": "Jobs completed.",
+    "failed": "Jobs that failed for good (into the dead letter queue).",
+    "retried": "Failed attempts that will be retried.",
+    "snoozed": "Attempts that asked to run later (Retry).",
+}
 _READ_LIMIT = 16 * 1024  # bytes of request line and headers a scrape may send
 
 
@@ -38,27 +45,8 @@ class WorkerMetrics:
             "pgqueue_jobs_started", "Attempts this worker started.", labels, registry=self.registry
         )
         self._ended = {
-            "completed": Counter(
-                "pgqueue_jobs_completed", "Jobs completed.", labels, registry=self.registry
-            ),
-            "failed": Counter(
-                "pgqueue_jobs_failed",
-                "Jobs that failed for good (into the dead letter queue).",
-                labels,
-                registry=self.registry,
-            ),
-            "retried": Counter(
-                "pgqueue_jobs_retried",
-                "Failed attempts that will be retried.",
-                labels,
-                registry=self.registry,
-            ),
-            "snoozed": Counter(
-                "pgqueue_jobs_snoozed",
-                "Attempts that asked to run later (Retry).",
-                labels,
-                registry=self.registry,
-            ),
+            outcome: Counter(f"pgqueue_jobs_{outcome}", text, labels, registry=self.registry)
+            for outcome, text in _ENDED.items()
         }
         self._duration = Histogram(
             "pgqueue_job_duration_seconds",
@@ -93,7 +81,7 @@ class WorkerMetrics:
         self._started.labels(job.queue, job.job_type).inc()
 
     def job_ended(self, job: ClaimedJob, outcome: Outcome, seconds: float) -> None:
-        if outcome == "lost":  # another worker owns the job now: its outcome is counted there
+        if outcome not in _ENDED:  # lost: another worker owns the job now and counts it
             return
         self._ended[outcome].labels(job.queue, job.job_type).inc()
         self._duration.labels(job.queue, job.job_type).observe(seconds)

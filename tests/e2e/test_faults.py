@@ -23,17 +23,13 @@ from pgqueue.migrate import upgrade
 from tests.e2e.cluster import Cluster, throwaway_cluster
 from tests.e2e.conftest import WorkerProcesses
 from tests.e2e.fault_jobs import APPS, HangsOnFirstAttempt, KillsItsWorker, PacedNote
-from tests.factories import count, eventually, status_of
+from tests.factories import count, eventually, lines, status_of
 from tests.jobs import Note, Sleep
 
 # Short enough that a dead worker's jobs come back within seconds.
 FAST_HEARTBEAT = ("--heartbeat-interval", "0.5", "--heartbeat-timeout", "2")
 
 T = TypeVar("T")
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 def alive(

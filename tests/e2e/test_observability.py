@@ -11,6 +11,7 @@ import socket
 import urllib.error
 import urllib.request
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -19,16 +20,28 @@ from prometheus_client.parser import text_string_to_metric_families
 from pgqueue import Job, Queue
 from tests.e2e.conftest import WorkerProcesses
 from tests.factories import count, eventually
-from tests.jobs import Echo, Flaky, LogsAndFails, Permanent
+from tests.jobs import Echo, Flaky, LogsAndFails, Permanent, QueueLimitHold
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def free_port() -> int:
+def free_ports(count: int = 1) -> int:
+    """The first of ``count`` consecutive ports free on 127.0.0.1 (checked, not reserved)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first: int = probe.getsockname()[1]
+        if first + count <= 65536 and all(_is_free(p) for p in range(first + 1, first + count)):
+            return first
+
+
+def _is_free(port: int) -> bool:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def http(method: str, url: str) -> tuple[int, str]:
@@ -75,7 +88,7 @@ async def test_metrics_count_the_jobs_a_worker_ran_and_read_queue_depth_from_the
         await queue.enqueue(Echo(text=str(n)))
     await queue.enqueue(Flaky(succeed_on=2), backoff=timedelta(milliseconds=10))
     await queue.enqueue(Permanent())
-    port = free_port()
+    port = free_ports()
     worker = workers.start("--queues", "tests,held", "--metrics-port", str(port))
 
     await eventually(lambda: count(db, "completed"), until=lambda n: n == 4)
@@ -145,31 +158,29 @@ async def test_json_logs_name_the_job_on_every_line_about_it_including_the_handl
 
 
 async def test_with_workers_2_each_worker_serves_its_metrics_on_its_own_port(
-    queue: Queue, db: asyncpg.Connection, workers: WorkerProcesses
+    queue: Queue, db: asyncpg.Connection, workers: WorkerProcesses, tmp_path: Path
 ) -> None:
-    port = free_port()
-    while not all(_is_free(p) for p in (port, port + 1)):
-        port = free_port()
-    await queue.enqueue_batch([Echo(text=str(n)) for n in range(20)])
+    port = free_ports(2)
+    release = tmp_path / "release"
+    hold = QueueLimitHold(log_path=str(tmp_path / "hold.log"), release_path=str(release))
+    # 20 held jobs: one worker claims at most 10 + 2 prefetched, so both run some.
+    await queue.enqueue_batch([hold] * 20, queue="tests")
     supervisor = workers.start("--queues", "tests", "--workers", "2", "--metrics-port", str(port))
 
-    await eventually(lambda: count(db, "completed"), until=lambda n: n == 20)
-    first, second = await scrape(port), await scrape(port + 1)
+    async def running_on_each_port() -> list[float]:
+        return [(await scrape(p))[("pgqueue_worker_running_jobs", ())] for p in (port, port + 1)]
 
-    # Two processes answered, and their counts add up (the split between them may be any).
-    assert first[("pgqueue_worker_running_jobs", ())] == second[("pgqueue_worker_running_jobs", ())]
-    assert sum(s.get(("pgqueue_jobs_started_total", of(Echo)), 0) for s in (first, second)) == 20
+    await eventually(running_on_each_port, until=lambda running: min(running) > 0)
+    release.touch()
+    await eventually(lambda: count(db, "completed"), until=lambda n: n == 20)
+    started = [
+        (await scrape(p))[("pgqueue_jobs_started_total", of(QueueLimitHold))]
+        for p in (port, port + 1)
+    ]
+    assert sum(started) == 20
+    assert min(started) > 0
     supervisor.send_signal(signal.SIGTERM)
     assert await workers.wait(supervisor) == 0
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 @pytest.mark.parametrize("port", [-1, 65536])

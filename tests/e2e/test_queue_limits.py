@@ -15,12 +15,8 @@ import pytest
 
 from pgqueue import Queue
 from tests.e2e.conftest import WorkerProcesses, pgqueue_command
-from tests.factories import eventually, running, status_of
+from tests.factories import eventually, lines, running, status_of
 from tests.jobs import Note, QueueLimitHold, QueueLimitNap
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 async def registered(db: asyncpg.Connection, n: int) -> None:

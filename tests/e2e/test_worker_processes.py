@@ -9,12 +9,8 @@ import asyncpg
 
 from pgqueue import Queue
 from tests.e2e.conftest import WorkerProcesses
-from tests.factories import count, eventually
+from tests.factories import count, eventually, lines
 from tests.jobs import BlockingSleep, Note, Sleep
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 async def test_three_worker_processes_run_each_of_10000_jobs_exactly_once(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -26,9 +25,9 @@ from sqlalchemy.orm import Session
 
 from pgqueue import InvalidJob, JobStatus, Queue, QueueStats, Retention
 from pgqueue.registry import registry
-from pgqueue.sql import JOBS_CHANNEL
-from tests.factories import count, eventually
+from tests.factories import connections, count, delivered, eventually, lock_waiters, notifications
 from tests.jobs import Echo
+from tests.store.transitions import complete, fail, start
 
 Outcome = Literal["complete", "fail"]
 
@@ -39,52 +38,6 @@ Outcome = Literal["complete", "fail"]
 async def parent(queue: Queue, name: str, **options: Any) -> int:
     """A job alone in queue ``name``, so that claiming that queue takes exactly it."""
     return await queue.enqueue(Echo(text=name), queue=name, **options)
-
-
-async def start(db: asyncpg.Connection, job_id: int) -> UUID:
-    """Claim ``job_id`` (alone in its queue) through pgqueue.claim_jobs; the worker id."""
-    worker_id = uuid4()
-    job_queue = await db.fetchval("SELECT queue FROM pgqueue.jobs WHERE id = $1", job_id)
-    claimed = await db.fetch(
-        "SELECT id FROM pgqueue.claim_jobs(ARRAY[$1], $2, $3, 10)",
-        job_queue,
-        registry.names(),
-        worker_id,
-    )
-    assert [row["id"] for row in claimed] == [job_id]
-    return worker_id
-
-
-async def complete(connection: asyncpg.Connection, job_id: int, worker_id: UUID) -> list[int]:
-    """pgqueue.complete_jobs for one job of attempt 1; the ids it wrote."""
-    rows = await connection.fetch(
-        "SELECT id FROM pgqueue.complete_jobs(ARRAY[$1::bigint], ARRAY[1], ARRAY['\"ok\"'::jsonb],"
-        " $2) AS id",
-        job_id,
-        worker_id,
-    )
-    return [row["id"] for row in rows]
-
-
-async def fail(
-    connection: asyncpg.Connection, job_id: int, worker_id: UUID, *, permanent: bool = True
-) -> str | None:
-    """pgqueue.fail_job for attempt 1, as the executor records it; the new status."""
-    error = {
-        "attempt": 1,
-        "worker_id": str(worker_id),
-        "type": "RuntimeError",
-        "message": "boom",
-        "traceback": "Traceback ...",
-    }
-    status: str | None = await connection.fetchval(
-        "SELECT pgqueue.fail_job($1, 1, $2, $3::jsonb, 'RuntimeError: boom', interval '0', $4, 4)",
-        job_id,
-        worker_id,
-        json.dumps(error),
-        permanent,
-    )
-    return status
 
 
 async def finish(
@@ -129,53 +82,8 @@ async def claimable(db: asyncpg.Connection, *queues: str) -> list[int]:
     return sorted(row["id"] for row in rows)
 
 
-async def lock_waiters(db: asyncpg.Connection) -> int:
-    """Sessions of this database waiting for a lock held by another transaction."""
-    return int(
-        await db.fetchval(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-    )
-
-
 async def until_lock_waiters(db: asyncpg.Connection, n: int) -> None:
     await eventually(lambda: lock_waiters(db), until=lambda waiting: waiting == n)
-
-
-@contextlib.asynccontextmanager
-async def connections(dsn: str, n: int) -> AsyncIterator[list[asyncpg.Connection]]:
-    opened = [await asyncpg.connect(dsn) for _ in range(n)]
-    try:
-        yield opened
-    finally:
-        for connection in opened:
-            await connection.close()
-
-
-@contextlib.asynccontextmanager
-async def notifications(dsn: str) -> AsyncIterator[list[str]]:
-    """The payloads of the notifications on the jobs channel while the block runs."""
-    received: list[str] = []
-    listener = await asyncpg.connect(dsn)
-
-    def on_notify(_connection: object, _pid: int, _channel: str, payload: object) -> None:
-        received.append(str(payload))
-
-    await listener.add_listener(JOBS_CHANNEL, on_notify)
-    try:
-        yield received
-    finally:
-        await listener.close()
-
-
-async def delivered(db: asyncpg.Connection, received: list[str]) -> list[str]:
-    """Every notification committed so far (delivery follows commit order, so once a marker
-    sent now has arrived, every earlier one has too)."""
-    marker = f"marker-{uuid4().hex}"
-    await db.execute("SELECT pg_notify($1, $2)", JOBS_CHANNEL, marker)
-    await eventually(lambda: list(received), until=lambda got: marker in got)
-    return received[: received.index(marker)]
 
 
 # --- enqueue: blocked, free to run, or cancelled at once ---------------------------------------

@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session
 
 from pgqueue import InvalidJob, InvalidQueueName, Job, Queue
 from pgqueue.errors import UnregisteredJob
-from pgqueue.sql import JOBS_CHANNEL
-from tests.factories import count, eventually
+from tests.factories import count, delivered, notifications
 from tests.jobs import Echo, Flaky, Note, QueueOrderProbe, Summarize
 
 
@@ -219,37 +218,6 @@ async def test_dispatch_using_a_connection_joins_its_transaction(
 # --- NOTIFY at commit, never on rollback ----------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def notifications(dsn: str) -> AsyncIterator[list[str]]:
-    """Collects the payloads of notifications on the jobs channel while the block runs."""
-    received: list[str] = []
-    listener = await asyncpg.connect(dsn)
-
-    def on_notify(_connection: object, _pid: int, _channel: str, payload: object) -> None:
-        received.append(str(payload))
-
-    await listener.add_listener(JOBS_CHANNEL, on_notify)
-    try:
-        yield received
-    finally:
-        await listener.close()
-
-
-async def all_delivered(db: asyncpg.Connection, received: list[str]) -> list[str]:
-    """Wait until every notification committed so far has arrived, and return them all.
-
-    Notifications are delivered in commit order, so once a marker sent now arrives, every
-    earlier one has too; this waits for the absence of more without a fixed sleep.
-    """
-
-    async def so_far() -> list[str]:
-        return received
-
-    await db.execute(f"NOTIFY {JOBS_CHANNEL}, 'marker'")
-    await eventually(so_far, until=lambda notified: "marker" in notified)
-    return received[: received.index("marker")]
-
-
 async def test_commit_of_several_jobs_of_one_queue_sends_one_notification(
     queue: Queue, db: asyncpg.Connection, dsn: str
 ) -> None:
@@ -259,7 +227,7 @@ async def test_commit_of_several_jobs_of_one_queue_sends_one_notification(
                 await queue.enqueue(Echo(text=text), connection=connection)
             await queue.enqueue_batch([Echo(text="d"), Echo(text="e")], connection=connection)
 
-        assert await all_delivered(db, received) == ["tests"]
+        assert await delivered(db, received) == ["tests"]
     assert await count(db) == 5
 
 
@@ -270,7 +238,7 @@ async def test_batch_over_two_queues_notifies_each_queue_once(
         await queue.enqueue_batch([Echo(text="a"), Echo(text="b")])
         await queue.enqueue_batch([Echo(text="c"), Echo(text="d")], queue="emails")
 
-        assert sorted(await all_delivered(db, received)) == ["emails", "tests"]
+        assert sorted(await delivered(db, received)) == ["emails", "tests"]
 
 
 async def test_rollback_sends_no_notification(
@@ -284,7 +252,7 @@ async def test_rollback_sends_no_notification(
 
         await in_rolled_back_transaction("asyncpg", dsn, enqueue_both_ways)
 
-        assert await all_delivered(db, received) == []
+        assert await delivered(db, received) == []
 
 
 # --- limits -----------------------------------------------------------------------------------

@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import asyncpg
 import pytest
 
 from pgqueue import EnqueuedJob, InvalidJob, JobStatus, Queue
 from pgqueue.registry import registry
-from tests.factories import count, eventually, running
+from tests.factories import connections, count, eventually, lock_waiters, running
 from tests.jobs import Echo, Note, Summarize, Summary
+from tests.store import transitions
+from tests.store.transitions import start
 
 KEY = "welcome:42"
 
@@ -27,48 +28,14 @@ KEY = "welcome:42"
 # --- helpers ----------------------------------------------------------------------------------
 
 
-async def start(db: asyncpg.Connection, job_id: int) -> UUID:
-    """Claim ``job_id`` (the only due job of its queue) through pgqueue.claim_jobs."""
-    worker_id = uuid4()
-    job_queue = await db.fetchval("SELECT queue FROM pgqueue.jobs WHERE id = $1", job_id)
-    claimed = await db.fetch(
-        "SELECT id FROM pgqueue.claim_jobs(ARRAY[$1], $2, $3, 10)",
-        job_queue,
-        registry.names(),
-        worker_id,
-    )
-    assert [row["id"] for row in claimed] == [job_id]
-    return worker_id
-
-
 async def complete(db: asyncpg.Connection, job_id: int) -> None:
-    worker_id = await start(db, job_id)
-    done = await db.fetch(
-        "SELECT pgqueue.complete_jobs(ARRAY[$1::bigint], ARRAY[1], ARRAY[NULL::jsonb], $2)",
-        job_id,
-        worker_id,
-    )
-    assert len(done) == 1
+    """Claim ``job_id`` (alone in its queue) and complete it."""
+    assert await transitions.complete(db, job_id, await start(db, job_id)) == [job_id]
 
 
 async def fail(db: asyncpg.Connection, job_id: int) -> None:
-    """Claim ``job_id`` and record a permanent failure of it, as the executor does."""
-    worker_id = await start(db, job_id)
-    error = {
-        "attempt": 1,
-        "worker_id": str(worker_id),
-        "type": "RuntimeError",
-        "message": "boom",
-        "traceback": "",
-    }
-    status = await db.fetchval(
-        "SELECT pgqueue.fail_job($1, 1, $2, $3::jsonb, 'RuntimeError: boom', interval '0',"
-        " true, 4)",
-        job_id,
-        worker_id,
-        json.dumps(error),
-    )
-    assert status == "failed"
+    """Claim ``job_id`` (alone in its queue) and fail it for good, as the executor does."""
+    assert await transitions.fail(db, job_id, await start(db, job_id)) == "failed"
 
 
 async def holders(db: asyncpg.Connection, key: str = KEY) -> list[tuple[int, str]]:
@@ -77,24 +44,6 @@ async def holders(db: asyncpg.Connection, key: str = KEY) -> list[tuple[int, str
         "SELECT id, status::text FROM pgqueue.jobs WHERE unique_key = $1 ORDER BY id", key
     )
     return [(row["id"], row["status"]) for row in rows]
-
-
-async def lock_waiters(db: asyncpg.Connection) -> int:
-    return int(
-        await db.fetchval(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-    )
-
-
-@contextlib.asynccontextmanager
-async def connections(dsn: str, n: int) -> AsyncIterator[list[asyncpg.Connection]]:
-    opened = await asyncio.gather(*(asyncpg.connect(dsn) for _ in range(n)))
-    try:
-        yield list(opened)
-    finally:
-        await asyncio.gather(*(connection.close() for connection in opened))
 
 
 # --- the key is held while a job is live ----------------------------------------------------

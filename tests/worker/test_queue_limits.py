@@ -16,15 +16,11 @@ import pytest
 
 from pgqueue import InvalidQueueName, Queue, QueueLimit, Worker
 from pgqueue.store import ClaimedJob
-from tests.factories import count, eventually, running
+from tests.factories import count, eventually, lines, running
 from tests.jobs import Note, QueueLimitHold, QueueLimitNap, QueueOrderProbe
 
 NAP = QueueLimitNap.job_options.name
 HOLD = QueueLimitHold.job_options.name
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 class Claims:

@@ -11,7 +11,7 @@ import pytest
 
 from pgqueue import Backoff, Job, JobFailed, JobStatus, Queue, Worker
 from pgqueue.sql import JOBS_CHANNEL
-from tests.factories import count, eventually, running
+from tests.factories import count, eventually, lines, running
 from tests.jobs import (
     BlockingStuck,
     Echo,
@@ -26,10 +26,6 @@ from tests.jobs import (
 
 SLOW_RETRIES = Backoff(base=timedelta(minutes=3))  # a failed attempt is not retried in-test
 FAST_RETRIES = Backoff(base=timedelta(milliseconds=20), jitter=0)
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 async def test_committed_job_runs_once_with_its_payload_intact(
