@@ -1,0 +1,1 @@
+"""A FastAPI app that enqueues inside its request's transaction (see examples/README.md)."""
