@@ -15,3 +15,5 @@ Two more on request, on a table millions of rows deep:
 - ``latency_during_prune`` (``--prune-rows N``): a worker busy with jobs enqueued at 500/s;
   their enqueue-to-start latency before and while ``Queue.prune`` deletes N old completed jobs.
 """
+
+STREAM_RATE = 500  # jobs enqueued per second, before and during the prune

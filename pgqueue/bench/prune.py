@@ -19,6 +19,7 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
+from pgqueue.bench import STREAM_RATE
 from pgqueue.bench.harness import (
     SETTLE,
     BenchmarkFailed,
@@ -35,7 +36,6 @@ from pgqueue.bench.rows import count_finished_by, insert_finished_jobs
 from pgqueue.queue import Queue
 from pgqueue.retention import Retention
 
-STREAM_RATE = 500  # jobs enqueued per second, before and during the prune
 _BASELINE = 5.0  # seconds of stream timed before the prune starts
 _PRUNE_BATCH = 1000  # the batch a worker prunes with (pgqueue/worker/worker.py)
 _CONCURRENCY = 10  # as the idle-latency workload's worker

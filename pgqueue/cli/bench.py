@@ -7,8 +7,7 @@ import json
 
 import click
 
-from pgqueue.bench.prune import STREAM_RATE
-from pgqueue.bench.run import Settings, run_all
+from pgqueue.bench import STREAM_RATE
 from pgqueue.cli import dsn_option
 from pgqueue.cli.output import emit_table, json_option
 from pgqueue.settings import resolve_dsn
@@ -88,6 +87,10 @@ def bench(
     Each workload runs on a database of its own, created on the server (the user needs CREATEDB)
     and dropped afterwards; every figure is checked against the rows it claims.
     """
+    # Imported here: the bench's job class would otherwise register in every `pgqueue work`,
+    # whose workers would then claim the bench's queue too.
+    from pgqueue.bench.run import Settings, run_all
+
     settings = Settings(
         jobs=jobs,
         enqueue_jobs=enqueue_jobs,

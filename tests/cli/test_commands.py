@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 from uuid import uuid4
@@ -199,3 +201,13 @@ def test_unreachable_database_is_one_line_naming_host_and_port_and_exit_1(dsn: s
     assert "check that PostgreSQL runs there" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "S3cret" not in result.output
+
+
+def test_the_cli_registers_no_job_class_of_its_own() -> None:
+    """A `pgqueue work` without --queues works every queue its registered classes name: the
+    CLI itself (the bench command included) must register none, or workers would claim them."""
+    probe = "import pgqueue.cli; from pgqueue.registry import registry; print(registry.names())"
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert shown.stdout.strip() == "[]"
