@@ -137,6 +137,10 @@ def _check_payload(job_type: str, payload: str) -> None:
         )
 
 
+#: The longest unique_key in UTF-8 bytes: a btree entry must fit a third of a page.
+UNIQUE_KEY_MAX_BYTES = 2000
+
+
 def _check_unique_key(key: object, unique_for: object) -> str | None:
     if key is None:
         if unique_for is not None:
@@ -144,6 +148,13 @@ def _check_unique_key(key: object, unique_for: object) -> str | None:
         return None
     if not isinstance(key, str) or not key:
         raise InvalidJob(f"unique_key must be a non-empty string, got {key!r}")
+    if "\x00" in key:
+        raise InvalidJob("unique_key contains a NUL character, which PostgreSQL cannot store")
+    if len(key.encode()) > UNIQUE_KEY_MAX_BYTES:
+        raise InvalidJob(
+            f"unique_key is {len(key.encode())} bytes long; at most {UNIQUE_KEY_MAX_BYTES} fit "
+            "its index: hash a longer key"
+        )
     return key
 
 

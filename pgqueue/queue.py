@@ -35,18 +35,27 @@ from pgqueue.limits import QueueLimit
 from pgqueue.records import (
     EnqueuedJob,
     JobRecord,
+    JobRelations,
     JobStatus,
+    JobSummary,
     MissedTicks,
     QueueOverview,
     QueueStats,
+    QueueSummary,
     ScheduleRecord,
+    ThroughputMinute,
     WorkerRecord,
 )
 from pgqueue.registry import registry
 from pgqueue.retention import Retention
 from pgqueue.schedule import build_schedule
 from pgqueue.settings import resolve_dsn
-from pgqueue.store import JobStore
+from pgqueue.store import JobPage, JobStore
+from pgqueue.tracing import enqueue_span
+
+_MAX_PAGE = 500
+MAX_JOB_ID = 2**63 - 1  # pgqueue.jobs.id is a bigint from 1: other ids name no job
+_DAY_IN_MINUTES = 24 * 60  # the throughput view keeps a day
 
 
 class Queue:
@@ -140,7 +149,12 @@ class Queue:
         """Enqueue one job with options already gathered (the dispatch builder's path)."""
         row = prepare(job, options)
         executor = None if connection is None else executor_for(connection)
-        return await self.store.enqueue(job=row, executor=executor)
+        with enqueue_span((row,)) as span:
+            enqueued = await self.store.enqueue(
+                job=row, executor=executor, trace_context=span.carrier
+            )
+            span.enqueued(enqueued, existing=enqueued.existing)
+        return enqueued
 
     async def chain(self, *jobs: Job, connection: object | None = None) -> list[int]:
         """Enqueue jobs that run one after the other, each once the previous one has completed,
@@ -149,13 +163,16 @@ class Queue:
             raise ValueError("chain() needs at least one job")
         rows = prepare_batch(jobs, EnqueueOptions())  # all valid before any is written
         ids: list[int] = []
-        async with transaction_for(connection, self.store.pool) as executor:
-            for row in rows:
-                ids.append(
-                    await self.store.enqueue(
-                        job=replace(row, depends_on=tuple(ids[-1:])), executor=executor
+        with enqueue_span(rows) as span:  # one span, and one trace context, for the chain
+            async with transaction_for(connection, self.store.pool) as executor:
+                for row in rows:
+                    ids.append(
+                        await self.store.enqueue(
+                            job=replace(row, depends_on=tuple(ids[-1:])),
+                            executor=executor,
+                            trace_context=span.carrier,
+                        )
                     )
-                )
         return ids
 
     def group(self, jobs: Sequence[Job], *, connection: object | None = None) -> JobGroup:
@@ -175,11 +192,18 @@ class Queue:
             raise ValueError("group() needs at least one job")
         rows = prepare_batch(parents, EnqueueOptions())
         last = None if child is None else prepare(child, EnqueueOptions())
-        async with transaction_for(connection, self.store.pool) as executor:
-            ids = await self.store.enqueue_batch(jobs=rows, executor=executor)
-            if last is not None:
-                row = replace(last, depends_on=tuple(ids), run_anyway=run_anyway)
-                ids.append(await self.store.enqueue(job=row, executor=executor))
+        with enqueue_span(rows if last is None else [*rows, last]) as span:
+            async with transaction_for(connection, self.store.pool) as executor:
+                ids = await self.store.enqueue_batch(
+                    jobs=rows, executor=executor, trace_context=span.carrier
+                )
+                if last is not None:
+                    row = replace(last, depends_on=tuple(ids), run_anyway=run_anyway)
+                    ids.append(
+                        await self.store.enqueue(
+                            job=row, executor=executor, trace_context=span.carrier
+                        )
+                    )
         return ids
 
     async def enqueue_batch(
@@ -200,7 +224,10 @@ class Queue:
         if not rows:
             return []
         executor = None if connection is None else executor_for(connection)
-        return await self.store.enqueue_batch(jobs=rows, executor=executor)
+        with enqueue_span(rows) as span:
+            return await self.store.enqueue_batch(
+                jobs=rows, executor=executor, trace_context=span.carrier
+            )
 
     async def enqueue_by_name(
         self,
@@ -228,7 +255,11 @@ class Queue:
             unique_key=unique_key,
             depends_on=depends_on,
         )
-        return await self.store.enqueue(job=prepare_by_name(job_type, payload, options))
+        row = prepare_by_name(job_type, payload, options)
+        with enqueue_span((row,)) as span:
+            enqueued = await self.store.enqueue(job=row, trace_context=span.carrier)
+            span.enqueued(enqueued, existing=enqueued.existing)
+        return enqueued
 
     def dispatch(
         self,
@@ -267,13 +298,13 @@ class Queue:
     # --- read side -----------------------------------------------------------------------------
 
     async def get_job(self, job_id: int) -> JobRecord:
-        record = await self.store.get_job(id=job_id)
+        record = await self.store.get_job(id=job_id) if _names_a_job(job_id) else None
         if record is None:
             raise JobNotFound(job_id)
         return record
 
     async def get_job_status(self, job_id: int) -> JobStatus:
-        status = await self.store.get_job_status(id=job_id)
+        status = await self.store.get_job_status(id=job_id) if _names_a_job(job_id) else None
         if status is None:
             raise JobNotFound(job_id)
         return status
@@ -287,6 +318,50 @@ class Queue:
             status=None if status is None else JobStatus(status),
             queue=None if queue is None else check_queue_name(queue),
         )
+
+    async def list_jobs(
+        self,
+        *,
+        queue: str | None = None,
+        status: JobStatus | str | None = None,
+        job_type: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[JobSummary]:
+        """One page of jobs matching every filter given; pass the last one's id as
+        ``before_id`` for the next page.
+
+        Newest enqueued first, ``since``/``until`` bounding when they were enqueued; for a
+        finished status (completed, failed, cancelled), the latest to finish first, bounding
+        when they finished. Fast on millions of rows: pages are found by index, never counted.
+        """
+        if not 1 <= limit <= _MAX_PAGE:
+            raise ValueError(f"limit must be 1 to {_MAX_PAGE}, got {limit}")
+        page = JobPage(
+            queue=None if queue is None else check_queue_name(queue),
+            status=None if status is None else JobStatus(status),
+            job_type=job_type,
+            since=since,
+            until=until,
+            before_id=before_id,
+            limit=limit,
+        )
+        return await self.store.list_jobs(page=page)
+
+    async def job_relations(self, job_id: int) -> JobRelations:
+        """A job's parents, the jobs still waiting on it, and the worker holding it."""
+        relations = await self.store.job_relations(id=job_id) if _names_a_job(job_id) else None
+        if relations is None:
+            raise JobNotFound(job_id)
+        return relations
+
+    async def throughput(self, minutes: int = 60) -> list[ThroughputMinute]:
+        """Jobs finished per minute and queue over the last ``minutes`` (at most a day)."""
+        if not 1 <= minutes <= _DAY_IN_MINUTES:
+            raise ValueError(f"minutes must be 1 to {_DAY_IN_MINUTES}, got {minutes}")
+        return await self.store.throughput(minutes=minutes)
 
     async def stats(self, queue: str | None = None) -> QueueStats:
         """Counts by state for one queue, or for all queues."""
@@ -315,11 +390,16 @@ class Queue:
 
         Returns False if the job had already finished.
         """
-        return await self.store.cancel_job(id=job_id)
+        return _names_a_job(job_id) and await self.store.cancel_job(id=job_id)
 
     async def retry(self, job_id: int) -> bool:
         """Put a failed or cancelled job back to pending with fresh attempts."""
-        return await self.store.retry_job(id=job_id)
+        return _names_a_job(job_id) and await self.store.retry_job(id=job_id)
+
+    async def cancel_failed(self, job_ids: Sequence[int]) -> list[int]:
+        """Take failed jobs out of the dead letter queue without running them: they become
+        cancelled, errors kept. Returns the ids that were failed (and now are cancelled)."""
+        return await self.store.cancel_failed_jobs(ids=[i for i in job_ids if _names_a_job(i)])
 
     async def retry_failed(self, queue: str | None = None, job_type: str | None = None) -> int:
         """Put every failed job (of one queue and/or job type) back to pending; how many."""
@@ -369,6 +449,12 @@ class Queue:
         """Every queue with jobs or settings: counts by state, the oldest due job's wait, the
         last minute's completions, and whether it is paused or limited."""
         return await self.store.queue_overview()
+
+    async def queue_summary(self) -> list[QueueSummary]:
+        """Every queue with unfinished or failed jobs, or settings: its live counts, oldest due
+        job's wait, paused and limits. Unlike ``queue_overview`` it never counts finished jobs,
+        so it stays fast on a table with millions of them."""
+        return await self.store.queue_summary()
 
     async def failed_jobs(
         self, *, queue: str | None = None, job_type: str | None = None, limit: int = 50
@@ -460,6 +546,12 @@ class Queue:
         worker that declares it starts."""
         if not await self.store.delete_schedule(name=name):
             raise ScheduleNotFound(name)
+
+
+def _names_a_job(job_id: int) -> bool:
+    """Whether ``job_id`` fits the id column; any other names no job (and would make the
+    database raise rather than find nothing)."""
+    return 1 <= job_id <= MAX_JOB_ID
 
 
 def _outcome(record: JobRecord) -> Any:

@@ -64,6 +64,8 @@ class JobRecord(_Record):
     unique_key: str | None
     schedule_name: str | None  # enqueued by this schedule ...
     schedule_tick: datetime | None  # ... for this tick
+    # The enqueuer's W3C trace headers ({"traceparent": ...}); None when it was not tracing.
+    trace_context: Json[dict[str, Any]] | None = None
 
 
 class EnqueuedJob(int):
@@ -143,3 +145,75 @@ class WorkerRecord(_Record):
     started_at: datetime
     heartbeat_at: datetime
     job_ids: list[int]
+
+
+class JobSummary(_Record):
+    """A job in a list: no payload, result or error history; ``last_error`` cut to 500
+    characters."""
+
+    id: int
+    queue: str
+    job_type: str
+    status: JobStatus
+    priority: int
+    attempts: int
+    max_attempts: int | None
+    run_at: datetime
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    last_error: str | None
+    blocked: bool
+
+
+class JobLink(_Record):
+    """Another job, as a job's page names it: a parent or a dependent."""
+
+    id: int
+    job_type: str
+    status: JobStatus
+
+
+class WorkerLink(_Record):
+    """The registered worker that holds, or last held, a job."""
+
+    id: UUID
+    host: str
+    pid: int
+    heartbeat_at: datetime
+
+
+class JobRelations(_Record):
+    """A job's parents, the jobs still waiting on it, and its worker while registered."""
+
+    parents: Json[list[JobLink]]
+    dependents: Json[list[JobLink]]
+    worker: Json[WorkerLink] | None
+
+
+class QueueSummary(_Record):
+    """One queue's live state: what waits, runs and died, read by index only, so it costs the
+    same however many finished jobs the table keeps (``QueueOverview`` also counts those)."""
+
+    queue: str
+    pending: int  # due now
+    scheduled: int  # due later
+    blocked: int  # waiting for parents
+    running: int
+    failed: int  # the dead letter queue
+    oldest_pending_seconds: float | None
+    paused: bool
+    concurrency_limit: int | None
+    rate_limit: int | None
+    rate_period: timedelta | None
+
+
+class ThroughputMinute(_Record):
+    """Jobs of one queue that finished in one minute (the ``throughput_per_minute`` view)."""
+
+    minute: datetime
+    minutes_ago: int  # on the database clock: 0 is the current minute
+    queue: str
+    completed: int
+    failed: int
+    cancelled: int

@@ -22,11 +22,15 @@ from pgqueue.limits import QueueLimit
 from pgqueue.records import (
     EnqueuedJob,
     JobRecord,
+    JobRelations,
     JobStatus,
+    JobSummary,
     MissedTicks,
     QueueOverview,
     QueueStats,
+    QueueSummary,
     ScheduleRecord,
+    ThroughputMinute,
     WorkerRecord,
 )
 from pgqueue.sql import SCHEMA_REVISION, queries
@@ -105,6 +109,23 @@ class QueueDepth:
 
 
 @dataclass(frozen=True)
+class JobPage:
+    """Which jobs a list shows: the filters (None: any), and the page after job ``before_id``.
+
+    For a finished status the list runs from the latest to finish and ``since``/``until``
+    bound ``finished_at``; otherwise from the newest enqueued, bounding ``created_at``.
+    """
+
+    queue: str | None = None
+    status: JobStatus | None = None
+    job_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before_id: int | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True)
 class ClaimedJob:
     """A job this worker now holds, as the claim returned it."""
 
@@ -116,6 +137,7 @@ class ClaimedJob:
     max_attempts: int | None  # None: the worker's default applies
     retry_backoff: timedelta | None
     depends_on: tuple[int, ...]
+    trace_context: str | None = None  # JSON text: the enqueuer's W3C trace headers, if it traced
 
 
 class JobStore:
@@ -150,17 +172,22 @@ class JobStore:
 
     # --- enqueue (may run on the caller's connection) ---------------------------------------
 
-    async def enqueue(self, *, job: NewJob, executor: Executor | None = None) -> EnqueuedJob:
-        """Raises InvalidJob when a parent in ``depends_on`` does not exist."""
+    async def enqueue(
+        self, *, job: NewJob, executor: Executor | None = None, trace_context: str | None = None
+    ) -> EnqueuedJob:
+        """Raises InvalidJob when a parent in ``depends_on`` does not exist. ``trace_context``:
+        JSON text of the enqueuer's trace headers, stored with the job."""
         try:
-            return await self._enqueue(job, executor or self._pool_executor)
+            return await self._enqueue(job, executor or self._pool_executor, trace_context)
         except Exception as error:
             raised = database_error(error)
             if raised is not None and raised[0] == _FOREIGN_KEY_VIOLATION:
                 raise InvalidJob(raised[1]) from error
             raise
 
-    async def _enqueue(self, job: NewJob, executor: Executor) -> EnqueuedJob:
+    async def _enqueue(
+        self, job: NewJob, executor: Executor, trace_context: str | None
+    ) -> EnqueuedJob:
         job_id, existing = await executor.fetch_row(
             queries["enqueue"],
             job.job_type,
@@ -175,12 +202,18 @@ class JobStore:
             job.unique_for,
             list(job.depends_on) or None,
             job.run_anyway,
+            trace_context,
         )
         return EnqueuedJob(job_id, existing=existing)
 
     async def enqueue_batch(
-        self, *, jobs: Sequence[NewJob], executor: Executor | None = None
+        self,
+        *,
+        jobs: Sequence[NewJob],
+        executor: Executor | None = None,
+        trace_context: str | None = None,
     ) -> list[int]:
+        """``trace_context``: as for ``enqueue``, one for the whole batch."""
         ids = await (executor or self._pool_executor).fetch_column(
             queries["enqueue_batch"],
             [job.job_type for job in jobs],
@@ -191,6 +224,7 @@ class JobStore:
             [job.priority for job in jobs],
             [job.max_attempts for job in jobs],
             [job.retry_backoff for job in jobs],
+            trace_context,
         )
         return [int(i) for i in ids]
 
@@ -220,6 +254,7 @@ class JobStore:
                 max_attempts=row["max_attempts"],
                 retry_backoff=row["retry_backoff"],
                 depends_on=tuple(row["depends_on"] or ()),
+                trace_context=row["trace_context"],
             )
             for row in rows
         ]
@@ -249,9 +284,8 @@ class JobStore:
         connection: asyncpg.Connection | PoolConnectionProxy,
     ) -> list[int]:
         """Returns the ids written; on ``connection`` (in its transaction, if one is open), as
-        claim_jobs, so committed completions are never lost with a connection reset."""
-        # In id order, so two completions that share parents' dependents lock them alike.
-        ids, attempts, results = _sorted_by_id(ids, attempts, results)
+        claim_jobs, so committed completions are never lost with a connection reset. Any order
+        of ``ids`` will do: pgqueue.complete_jobs locks the rows in id order itself."""
         rows = await connection.fetch(
             queries["complete_jobs"].sql, ids, attempts, results, worker_id
         )
@@ -392,6 +426,36 @@ class JobStore:
         rows = await self.pool.fetch(queries["list_failed_jobs"].sql, queue, job_type, limit)
         return [JobRecord.model_validate(dict(row)) for row in rows]
 
+    async def list_jobs(self, *, page: JobPage) -> list[JobSummary]:
+        finished = page.status is not None and page.status.is_finished
+        rows = await self.pool.fetch(
+            queries["list_finished_jobs"].sql if finished else queries["list_jobs"].sql,
+            page.status,
+            page.queue,
+            page.job_type,
+            page.since,
+            page.until,
+            page.before_id,
+            page.limit,
+        )
+        return [JobSummary.model_validate(dict(row)) for row in rows]
+
+    async def job_relations(self, *, id: int) -> JobRelations | None:
+        row = await self.pool.fetchrow(queries["job_relations"].sql, id)
+        return None if row is None else JobRelations.model_validate(dict(row))
+
+    async def queue_summary(self) -> list[QueueSummary]:
+        rows = await self.pool.fetch(queries["queue_summary"].sql)
+        return [QueueSummary.model_validate(dict(row)) for row in rows]
+
+    async def throughput(self, *, minutes: int) -> list[ThroughputMinute]:
+        rows = await self.pool.fetch(queries["throughput"].sql, minutes)
+        return [ThroughputMinute.model_validate(dict(row)) for row in rows]
+
+    async def cancel_failed_jobs(self, *, ids: Sequence[int]) -> list[int]:
+        rows = await self.pool.fetch(queries["cancel_failed_jobs"].sql, list(ids))
+        return [row["id"] for row in rows]
+
     async def list_workers(self) -> list[WorkerRecord]:
         rows = await self.pool.fetch(queries["list_workers"].sql)
         return [WorkerRecord.model_validate(dict(row)) for row in rows]
@@ -495,10 +559,3 @@ def _next_tick(row: asyncpg.Record) -> datetime | None:
         )
     except (ValueError, LookupError):
         return None
-
-
-def _sorted_by_id(
-    ids: Sequence[int], attempts: Sequence[int], results: Sequence[str | None]
-) -> tuple[list[int], list[int], list[str | None]]:
-    ordered = sorted(zip(ids, attempts, results, strict=True))
-    return [i for i, _, _ in ordered], [a for _, a, _ in ordered], [r for _, _, r in ordered]

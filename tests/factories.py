@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -118,3 +119,22 @@ async def delivered(db: asyncpg.Connection, received: list[str]) -> list[str]:
     await db.execute("SELECT pg_notify($1, $2)", JOBS_CHANNEL, marker)
     await eventually(lambda: list(received), until=lambda got: marker in got)
     return received[: received.index(marker)]
+
+
+def free_ports(count: int = 1) -> int:
+    """The first of ``count`` consecutive ports free on 127.0.0.1 (checked, not reserved)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first: int = probe.getsockname()[1]
+        if first + count <= 65536 and all(_is_free(p) for p in range(first + 1, first + count)):
+            return first
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

@@ -293,3 +293,23 @@ class LogsAndFails(Job, queue="tests", max_retries=1):
         if self.context.attempt == 1:
             raise RuntimeError("first attempts fail")
         return self.word
+
+
+class OpensSpan(Job, queue="tests"):
+    """Opens a span of its own in handle(), through the global tracer provider."""
+
+    async def handle(self) -> None:
+        from opentelemetry import trace
+
+        with trace.get_tracer("tests").start_as_current_span("inside handle"):
+            pass
+
+
+class SyncOpensSpan(Job, queue="tests"):
+    """Like OpensSpan, but a plain ``def`` handler (run in a thread)."""
+
+    def handle(self) -> None:
+        from opentelemetry import trace
+
+        with trace.get_tracer("tests").start_as_current_span("inside handle"):
+            pass

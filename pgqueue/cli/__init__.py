@@ -138,6 +138,7 @@ def main(ctx: click.Context) -> None:
 def _register_commands() -> None:
     from pgqueue.cli.bench import bench
     from pgqueue.cli.config import config
+    from pgqueue.cli.dashboard import dashboard
     from pgqueue.cli.demo import demo
     from pgqueue.cli.jobs import cancel, clear, dlq, enqueue, list_queues, retry, status, workers
     from pgqueue.cli.ops import migrate, prune
@@ -147,7 +148,7 @@ def _register_commands() -> None:
 
     for command in (cancel, clear, config, demo, dlq, enqueue, list_queues, migrate, retry, status):
         main.add_command(command)
-    for command in (bench, limit, pause, prune, resume, schedules, work, workers):
+    for command in (bench, dashboard, limit, pause, prune, resume, schedules, work, workers):
         main.add_command(command)
 
 

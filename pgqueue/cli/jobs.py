@@ -174,7 +174,7 @@ def status(job_id: int, dsn: str | None, as_json: bool) -> None:
         emit_json(record)
         return
     for field, value in record.model_dump(exclude={"errors"}).items():
-        shown = json.dumps(value) if field in ("payload", "result") else value
+        shown = json.dumps(value) if field in ("payload", "result", "trace_context") else value
         click.echo(f"{field:<13} {shown}")
     for error in record.errors:
         click.echo(f"\nattempt {error.attempt} failed at {error.at} on worker {error.worker_id}:")

@@ -1,26 +1,29 @@
 -- name: enqueue
 -- Enqueue one job through the SQL function, so psql and Python behave the same. Returns its id
--- and whether it is an existing job holding unique_key (nothing was inserted).
--- params: job_type text, payload text, queue text, run_at timestamptz, delay interval, priority int, max_attempts int, retry_backoff interval, unique_key text, unique_for interval, depends_on bigint[], run_anyway bool
+-- and whether it is an existing job holding unique_key (nothing was inserted). $13: the
+-- enqueuer's trace headers (JSON text), NULL when it does not trace.
+-- params: job_type text, payload text, queue text, run_at timestamptz, delay interval, priority int, max_attempts int, retry_backoff interval, unique_key text, unique_for interval, depends_on bigint[], run_anyway bool, trace_context text
 SELECT id, existing FROM pgqueue.enqueue_job(
     job_type => $1, payload => $2::jsonb, queue => $3, run_at => $4, delay => $5,
     priority => $6, max_attempts => $7, retry_backoff => $8, unique_key => $9, unique_for => $10,
-    depends_on => $11, run_anyway => $12
+    depends_on => $11, run_anyway => $12, trace_context => $13::jsonb
 );
 
 -- name: enqueue_batch
--- Enqueue many jobs in one round trip; arrays hold one element per job. Returns ids in input order.
--- params: job_types text[], payloads text[], queues text[], run_ats timestamptz[], delays interval[], priorities int[], max_attempts int[], retry_backoffs interval[]
+-- Enqueue many jobs in one round trip; arrays hold one element per job, $9 (trace headers as
+-- JSON text, or NULL) is the whole batch's. Returns ids in input order.
+-- params: job_types text[], payloads text[], queues text[], run_ats timestamptz[], delays interval[], priorities int[], max_attempts int[], retry_backoffs interval[], trace_context text
 SELECT id FROM pgqueue.enqueue_batch(
     $1::text[], $2::text[]::jsonb[], $3::text[], $4::timestamptz[], $5::interval[], $6::int[],
-    $7::int[], $8::interval[]
+    $7::int[], $8::interval[], $9::jsonb
 ) AS id;
 
 -- name: claim_jobs
 -- Claim up to $4 due jobs of the types this worker knows ($2) from queues $1 for worker $3,
 -- highest priority first, then oldest run_at; paused queues skipped, queue limits kept.
 -- params: queues text[], job_types text[], worker_id uuid, max_jobs int
-SELECT id, queue, job_type, payload, attempts, max_attempts, retry_backoff, depends_on
+SELECT id, queue, job_type, payload, attempts, max_attempts, retry_backoff, depends_on,
+    trace_context
 FROM pgqueue.claim_jobs($1, $2, $3, $4);
 
 -- name: seconds_until_next_job
@@ -116,7 +119,8 @@ WHERE (SELECT count(*) FROM woken) >= 0;  -- referenced, so the notifications ar
 -- params: id bigint
 SELECT id, queue, job_type, payload::text AS payload, status::text AS status, priority, attempts,
     max_attempts, run_at, created_at, started_at, finished_at, result::text AS result, last_error,
-    errors::text AS errors, worker_id, blocked, depends_on, unique_key, schedule_name, schedule_tick
+    errors::text AS errors, worker_id, blocked, depends_on, unique_key, schedule_name, schedule_tick,
+    trace_context::text AS trace_context
 FROM pgqueue.jobs WHERE id = $1;
 
 -- name: get_job_status
@@ -129,7 +133,8 @@ SELECT status::text FROM pgqueue.jobs WHERE id = $1;
 -- params: limit int, status text, queue text
 SELECT id, queue, job_type, payload::text AS payload, status::text AS status, priority, attempts,
     max_attempts, run_at, created_at, started_at, finished_at, result::text AS result, last_error,
-    errors::text AS errors, worker_id, blocked, depends_on, unique_key, schedule_name, schedule_tick
+    errors::text AS errors, worker_id, blocked, depends_on, unique_key, schedule_name, schedule_tick,
+    trace_context::text AS trace_context
 FROM pgqueue.jobs
 WHERE ($2::text IS NULL OR status = $2::pgqueue.job_status) AND ($3::text IS NULL OR queue = $3)
 ORDER BY id DESC
@@ -190,7 +195,8 @@ ORDER BY 1;
 -- params: queue text, job_type text, limit int
 SELECT id, queue, job_type, payload::text AS payload, status::text AS status, priority, attempts,
     max_attempts, run_at, created_at, started_at, finished_at, result::text AS result, last_error,
-    errors::text AS errors, worker_id, blocked, depends_on, unique_key, schedule_name, schedule_tick
+    errors::text AS errors, worker_id, blocked, depends_on, unique_key, schedule_name, schedule_tick,
+    trace_context::text AS trace_context
 FROM pgqueue.jobs
 WHERE status = 'failed' AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR job_type = $2)
 ORDER BY finished_at DESC, id DESC

@@ -4,7 +4,8 @@ The outcome follows from how handle() ended: a return completes the job; ``Retry
 (the attempt not counted); ``PermanentError`` or a ``give_up_on`` type fails it at once; any
 other exception, ``SystemExit`` and a stray ``CancelledError`` included, is a failed attempt
 that is retried while attempts remain. Only the worker's own cancellation (shutdown, or
-``Queue.cancel``) propagates, recording nothing.
+``Queue.cancel``) propagates, recording nothing. When the application traces, each attempt is a
+span continuing the trace of the request that enqueued the job (``pgqueue.tracing``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pgqueue.records import JobStatus
 from pgqueue.registry import Registry
 from pgqueue.retry import Backoff, Retry, is_permanent
 from pgqueue.store import ClaimedJob, JobStore
+from pgqueue.tracing import JobSpan, job_span
 from pgqueue.worker.completer import Completer
 
 log = logging.getLogger("pgqueue.worker")
@@ -97,25 +99,31 @@ class JobExecutor:
 
     async def run(self, claimed: ClaimedJob) -> None:
         """Run one attempt. The worker's own cancellation propagates and records nothing."""
-        with job_logging(
-            job_id=claimed.id,
-            queue=claimed.queue,
-            job_type=claimed.job_type,
-            attempt=claimed.attempt,
-            worker_id=self._worker_id,
+        with (
+            job_logging(
+                job_id=claimed.id,
+                queue=claimed.queue,
+                job_type=claimed.job_type,
+                attempt=claimed.attempt,
+                worker_id=self._worker_id,
+            ),
+            job_span(claimed, self._worker_id) as span,  # a no-op unless tracing is on
         ):
             self._observer.job_started(claimed)
             started = time.monotonic()
-            outcome = await self._attempt(claimed)
+            outcome = await self._attempt(claimed, span)
+            span.ended(outcome)
             self._observer.job_ended(claimed, outcome, time.monotonic() - started)
 
-    async def _attempt(self, claimed: ClaimedJob) -> Outcome:
+    async def _attempt(self, claimed: ClaimedJob, span: JobSpan) -> Outcome:
         cls = self._registry.get(claimed.job_type)
         assert cls is not None, "the claim only returns registered job types"
         try:
             job = cls.model_validate_json(claimed.payload)
         except ValidationError as error:  # retrying cannot make a bad payload valid
-            return await self._fail(claimed, cls.job_options, None, error, permanent=True)
+            return await self._fail(
+                claimed, cls.job_options, None, error, permanent=True, span=span
+            )
         transaction = _CompletingTransaction(self._store, claimed, self._worker_id)
         job._context = JobContext(
             job_id=claimed.id,
@@ -151,7 +159,7 @@ class JobExecutor:
             )
             options = cls.job_options
             permanent = is_permanent(failure, options.retry_on, options.give_up_on)
-            return await self._fail(claimed, options, job, failure, permanent=permanent)
+            return await self._fail(claimed, options, job, failure, permanent=permanent, span=span)
         if transaction.committed:
             self._completer.completed_elsewhere(claimed)
         else:
@@ -193,7 +201,9 @@ class JobExecutor:
         error: BaseException,
         *,
         permanent: bool,
+        span: JobSpan,
     ) -> Outcome:
+        span.failed(error)
         status = await self._completer.fail(
             claimed,
             error=_error_entry(claimed, self._worker_id, error),

@@ -7,7 +7,6 @@ import asyncio
 import json
 import re
 import signal
-import socket
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -19,29 +18,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pgqueue import Job, Queue
 from tests.e2e.conftest import WorkerProcesses
-from tests.factories import count, eventually
+from tests.factories import count, eventually, free_ports
 from tests.jobs import Echo, Flaky, LogsAndFails, Permanent, QueueLimitHold
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def free_ports(count: int = 1) -> int:
-    """The first of ``count`` consecutive ports free on 127.0.0.1 (checked, not reserved)."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first: int = probe.getsockname()[1]
-        if first + count <= 65536 and all(_is_free(p) for p in range(first + 1, first + count)):
-            return first
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def http(method: str, url: str) -> tuple[int, str]:

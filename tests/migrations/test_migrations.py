@@ -75,6 +75,44 @@ async def test_upgrade_downgrade_upgrade_round_trips(empty_dsn: str) -> None:
     assert job_type == "round.trip"
 
 
+async def schema_definition(dsn: str) -> dict[str, list[tuple[str, ...]]]:
+    """Everything in the pgqueue schema, as PostgreSQL prints it back."""
+    queries = {
+        "columns": "SELECT table_name::text, column_name::text, data_type::text,"
+        " coalesce(column_default, ''), is_nullable::text FROM information_schema.columns"
+        " WHERE table_schema = 'pgqueue' ORDER BY table_name, ordinal_position",
+        "functions": "SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid) FROM pg_proc p"
+        " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'pgqueue' ORDER BY 1",
+        "indexes": "SELECT indexname::text, indexdef FROM pg_indexes"
+        " WHERE schemaname = 'pgqueue' ORDER BY 1",
+        "constraints": "SELECT conname::text, pg_get_constraintdef(c.oid) FROM pg_constraint c"
+        " JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'pgqueue' ORDER BY 1",
+        "views": "SELECT viewname::text, definition FROM pg_views"
+        " WHERE schemaname = 'pgqueue' ORDER BY 1",
+    }
+    connection = await asyncpg.connect(dsn)
+    try:
+        return {
+            name: [tuple(row) for row in await connection.fetch(sql)]
+            for name, sql in queries.items()
+        }
+    finally:
+        await connection.close()
+
+
+async def test_downgrading_0007_restores_the_0006_schema_exactly(empty_dsn: str) -> None:
+    await upgrade(empty_dsn, "0006")
+    before = await schema_definition(empty_dsn)
+
+    await upgrade(empty_dsn, "0007")
+    upgraded = await schema_definition(empty_dsn)
+    await downgrade(empty_dsn, "0006")
+
+    assert await schema_definition(empty_dsn) == before
+    assert ("jobs", "trace_context", "jsonb", "", "YES") in upgraded["columns"]
+    assert upgraded["functions"] != before["functions"]
+
+
 async def test_upgrade_of_a_migrated_database_changes_nothing(empty_dsn: str) -> None:
     await upgrade(empty_dsn)
 

@@ -80,6 +80,7 @@ async def test_get_job_returns_every_field_of_a_new_job(
         "unique_key": None,
         "schedule_name": None,
         "schedule_tick": None,
+        "trace_context": None,
     }
 
 

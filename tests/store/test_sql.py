@@ -19,7 +19,7 @@ import pgqueue.store
 from pgqueue import JobStatus, Queue
 from pgqueue.sql import queries
 from pgqueue.store import ClaimedJob
-from tests.factories import eventually
+from tests.factories import connections, eventually, lock_waiters
 from tests.jobs import Echo, Note
 
 ECHO = Echo.job_options.name
@@ -319,6 +319,43 @@ async def test_complete_with_wrong_worker_or_attempt_changes_nothing(
     row = await job_row(db, job.id)
     assert (row["status"], row["result"]) == ("completed", '"done"')
     assert row["finished_at"] is not None
+
+
+async def test_complete_locks_rows_in_id_order_whatever_order_it_is_given(
+    queue: Queue, db: asyncpg.Connection, dsn: str
+) -> None:
+    # enqueue_job locks a new job's parents in id order; a completion taking them in another
+    # order could deadlock with it.
+    await queue.enqueue_batch([Echo(text="low"), Echo(text="high")])
+    worker_id = uuid4()
+    low, high = sorted(job.id for job in await claim(queue, worker_id))
+    # The lower id's row now comes last in the table, as the planner scans a small one.
+    await db.execute("UPDATE pgqueue.jobs SET priority = 1 WHERE id = $1", low)
+    async with connections(dsn, 2) as (holder, completer):
+        holder_tx = holder.transaction()
+        await holder_tx.start()
+        await holder.execute("SELECT FROM pgqueue.jobs WHERE id = $1 FOR NO KEY UPDATE", low)
+        completing = asyncio.create_task(
+            queue.store.complete_jobs(
+                ids=[high, low],  # descending
+                attempts=[1, 1],
+                results=[None, None],
+                worker_id=worker_id,
+                connection=completer,
+            )
+        )
+        await eventually(lambda: lock_waiters(db), until=lambda waiting: waiting == 1)
+
+        # Waiting on the lower id, the completion has not touched the higher one yet.
+        async with db.transaction():
+            assert (
+                await db.fetchval(
+                    "SELECT id FROM pgqueue.jobs WHERE id = $1 FOR NO KEY UPDATE NOWAIT", high
+                )
+                == high
+            )
+        await holder_tx.rollback()
+        assert sorted(await completing) == [low, high]
 
 
 async def test_complete_writes_many_jobs_at_once_and_skips_finished_ones(

@@ -550,3 +550,19 @@ async def test_racing_enqueues_that_roll_back_never_lose_the_key(
                     await db.fetchval("SELECT count(*) FROM pgqueue.jobs WHERE id = $1", job) == 0
                 )
     assert await count(db) == 5
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [("a\x00b", "NUL"), ("k" * 2001, "2001 bytes"), ("é" * 1001, "2002 bytes")],
+)
+async def test_a_key_postgresql_cannot_index_is_refused_and_writes_nothing(
+    queue: Queue, db: asyncpg.Connection, key: str, problem: str
+) -> None:
+    with pytest.raises(InvalidJob, match=problem):
+        await queue.enqueue(Echo(text="x"), unique_key=key)
+    assert await count(db) == 0
+    longest = await queue.enqueue(Echo(text="x"), unique_key="é" * 1000)  # 2,000 bytes: fits
+    assert await db.fetchval("SELECT octet_length(unique_key) FROM pgqueue.jobs") == 2000
+    assert await count(db) == 1
+    assert not longest.existing

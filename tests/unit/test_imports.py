@@ -18,3 +18,16 @@ def test_importing_the_cli_loads_neither_alembic_nor_sqlalchemy() -> None:
     )
 
     assert loaded.stdout.strip() == "[]"
+
+
+def test_pgqueue_leaves_opentelemetry_unimported_for_an_application_that_does_not_trace() -> None:
+    code = (
+        "import sys, pgqueue, pgqueue.worker, pgqueue.tracing; "
+        "print(pgqueue.tracing.is_enabled(), 'opentelemetry' in sys.modules)"
+    )
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+
+    assert loaded.stdout.split() == ["False", "False"]

@@ -1,0 +1,295 @@
+-- Reverts revision 0007: the 0006 functions, and no trace_context column.
+DROP FUNCTION pgqueue.enqueue(text, jsonb, text, timestamptz, integer, integer, interval, interval,
+    text, interval, bigint[], boolean, jsonb);
+DROP FUNCTION pgqueue.enqueue_job(text, jsonb, text, timestamptz, integer, integer, interval,
+    interval, text, interval, bigint[], boolean, jsonb);
+DROP FUNCTION pgqueue.enqueue_batch(text[], jsonb[], text[], timestamptz[], interval[], integer[],
+    integer[], interval[], jsonb);
+DROP FUNCTION pgqueue.claim_jobs(text[], text[], uuid, integer);
+
+CREATE FUNCTION pgqueue.enqueue_job(
+    job_type      text,
+    payload       jsonb DEFAULT '{}',
+    queue         text DEFAULT 'default',
+    run_at        timestamptz DEFAULT NULL,
+    priority      integer DEFAULT 0,
+    max_attempts  integer DEFAULT NULL,
+    delay         interval DEFAULT NULL,
+    retry_backoff interval DEFAULT NULL,
+    unique_key    text DEFAULT NULL,
+    unique_for    interval DEFAULT NULL,
+    depends_on    bigint[] DEFAULT NULL,
+    run_anyway    boolean DEFAULT false,
+    OUT id        bigint,
+    OUT existing  boolean
+)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    parents bigint[] := ARRAY(SELECT DISTINCT p FROM unnest(enqueue_job.depends_on) AS p ORDER BY p);
+    found_parents bigint[];
+    is_blocked boolean := false;
+    cancel_reason text;
+    holder record;
+BEGIN
+    IF enqueue_job.run_at IS NOT NULL AND enqueue_job.delay IS NOT NULL THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: give run_at or delay, not both' USING ERRCODE = '22023';
+    END IF;
+    IF enqueue_job.delay < interval '0' THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: delay % is negative', enqueue_job.delay USING ERRCODE = '22023';
+    END IF;
+    IF enqueue_job.unique_for IS NOT NULL AND enqueue_job.unique_key IS NULL THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: unique_for needs a unique_key' USING ERRCODE = '22023';
+    END IF;
+    IF enqueue_job.unique_for < interval '0' THEN
+        RAISE EXCEPTION 'pgqueue.enqueue: unique_for % is negative', enqueue_job.unique_for
+            USING ERRCODE = '22023';
+    END IF;
+    IF cardinality(parents) > 0 THEN
+        -- Marking a parent waits for a transaction finishing it and then reads the row as it
+        -- committed; and a parent's finishing transaction that comes later waits for ours, then
+        -- sees has_dependents and settles this job. Locked in id order: no deadlock between two
+        -- such enqueues.
+        WITH marked AS (
+            UPDATE pgqueue.jobs AS j SET has_dependents = true
+            FROM (SELECT l.id FROM pgqueue.jobs AS l WHERE l.id = ANY(parents)
+                  ORDER BY l.id FOR NO KEY UPDATE) AS locked
+            WHERE j.id = locked.id
+            RETURNING j.id, j.status
+        )
+        SELECT array_agg(p.id),
+            bool_or(p.status IN ('pending', 'running')),
+            (array_agg(format('parent job %s %s', p.id,
+                CASE p.status WHEN 'failed' THEN 'failed' ELSE 'was cancelled' END) ORDER BY p.id)
+                FILTER (WHERE p.status IN ('failed', 'cancelled')))[1]
+        INTO found_parents, is_blocked, cancel_reason
+        FROM marked AS p;
+        IF cardinality(found_parents) IS DISTINCT FROM cardinality(parents) THEN
+            RAISE EXCEPTION 'pgqueue.enqueue: parent job % does not exist',
+                (SELECT min(p) FROM unnest(parents) AS p WHERE p <> ALL(coalesce(found_parents, '{}')))
+                USING ERRCODE = '23503';
+        END IF;
+        IF enqueue_job.run_anyway THEN
+            cancel_reason := NULL;
+        ELSIF cancel_reason IS NOT NULL THEN
+            is_blocked := false;
+        END IF;
+    END IF;
+    FOR attempt IN 1..10 LOOP
+        IF enqueue_job.unique_key IS NOT NULL THEN
+            -- A live job holding the key is the answer (not locked: a duplicate enqueue must not
+            -- hold the original up); a completed one whose unique_for has run out lets go of it.
+            -- A holder not yet committed is met by ON CONFLICT below, which waits for it.
+            SELECT j.id, j.status = 'completed' AND j.unique_until <= now() AS expired
+            INTO holder
+            FROM pgqueue.jobs AS j
+            WHERE j.unique_key = enqueue_job.unique_key
+              AND (j.status IN ('pending', 'running') OR j.unique_until IS NOT NULL);
+            IF holder.id IS NOT NULL AND NOT holder.expired THEN
+                enqueue_job.id := holder.id;
+                existing := true;
+                RETURN;
+            END IF;
+            IF holder.id IS NOT NULL THEN
+                UPDATE pgqueue.jobs AS j SET unique_until = NULL
+                WHERE j.id = holder.id AND j.unique_until <= now();
+            END IF;
+        END IF;
+        -- A row inserted cancelled (a parent failed) holds no key, so conflicts with nothing.
+        INSERT INTO pgqueue.jobs AS j (job_type, payload, queue, run_at, priority, max_attempts,
+            retry_backoff, unique_key, unique_for, depends_on, run_anyway, blocked, status,
+            finished_at, last_error)
+        VALUES (enqueue_job.job_type, enqueue_job.payload, enqueue_job.queue,
+            coalesce(enqueue_job.run_at, now() + coalesce(enqueue_job.delay, interval '0')),
+            enqueue_job.priority, enqueue_job.max_attempts, enqueue_job.retry_backoff,
+            enqueue_job.unique_key, enqueue_job.unique_for, nullif(parents, '{}'),
+            enqueue_job.run_anyway, is_blocked,
+            CASE WHEN cancel_reason IS NULL THEN 'pending' ELSE 'cancelled' END::pgqueue.job_status,
+            CASE WHEN cancel_reason IS NULL THEN NULL ELSE now() END, cancel_reason)
+        ON CONFLICT (unique_key)
+            WHERE unique_key IS NOT NULL AND (status IN ('pending', 'running') OR unique_until IS NOT NULL)
+            DO NOTHING
+        RETURNING j.id INTO enqueue_job.id;
+        IF enqueue_job.id IS NOT NULL THEN
+            existing := false;
+            IF NOT is_blocked AND cancel_reason IS NULL THEN
+                PERFORM pg_notify('pgqueue_jobs', enqueue_job.queue);
+            END IF;
+            RETURN;
+        END IF;
+        -- Another enqueue took the key between our look and our insert: look again.
+    END LOOP;
+    RAISE EXCEPTION 'pgqueue.enqueue: unique_key % kept changing hands', enqueue_job.unique_key
+        USING ERRCODE = '40001';
+END
+$$;
+
+CREATE FUNCTION pgqueue.enqueue(
+    job_type      text,
+    payload       jsonb DEFAULT '{}',
+    queue         text DEFAULT 'default',
+    run_at        timestamptz DEFAULT NULL,
+    priority      integer DEFAULT 0,
+    max_attempts  integer DEFAULT NULL,
+    delay         interval DEFAULT NULL,
+    retry_backoff interval DEFAULT NULL,
+    unique_key    text DEFAULT NULL,
+    unique_for    interval DEFAULT NULL,
+    depends_on    bigint[] DEFAULT NULL,
+    run_anyway    boolean DEFAULT false
+) RETURNS bigint
+LANGUAGE sql AS $$
+    SELECT id FROM pgqueue.enqueue_job(job_type, payload, queue, run_at, priority, max_attempts,
+        delay, retry_backoff, unique_key, unique_for, depends_on, run_anyway);
+$$;
+
+CREATE FUNCTION pgqueue.enqueue_batch(
+    job_types      text[],
+    payloads       jsonb[],
+    queues         text[],
+    run_ats        timestamptz[],
+    delays         interval[],
+    priorities     integer[],
+    max_attempts   integer[],
+    retry_backoffs interval[]
+) RETURNS SETOF bigint
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT FROM unnest(delays) AS d WHERE d < interval '0') THEN
+        RAISE EXCEPTION 'pgqueue.enqueue_batch: a delay is negative' USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    WITH inserted AS (
+        INSERT INTO pgqueue.jobs (job_type, payload, queue, run_at, priority, max_attempts, retry_backoff)
+        SELECT b.job_type, b.payload, b.queue, coalesce(b.run_at, now() + coalesce(b.delay, interval '0')),
+               b.priority, b.max_attempts, b.retry_backoff
+        FROM unnest(job_types, payloads, queues, run_ats, delays, priorities, max_attempts, retry_backoffs)
+            WITH ORDINALITY AS b(job_type, payload, queue, run_at, delay, priority, max_attempts, retry_backoff, ord)
+        ORDER BY b.ord  -- identity values follow insertion order, so ids come back in input order
+        RETURNING id
+    )
+    SELECT id FROM inserted ORDER BY id;
+    PERFORM pg_notify('pgqueue_jobs', q) FROM (SELECT DISTINCT unnest(queues)) AS d(q);
+END
+$$;
+
+CREATE FUNCTION pgqueue.claim_jobs(queues text[], job_types text[], worker_id uuid, max_jobs integer)
+RETURNS TABLE (id bigint, queue text, job_type text, payload text, attempts smallint,
+               max_attempts smallint, retry_backoff interval, depends_on bigint[])
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    target record;
+    settings record;
+    claimed integer := 0;
+    taken integer;
+    allowed integer;
+    rate_window timestamptz;  -- set when the queue has a rate limit
+    rate_used integer;
+BEGIN
+    -- The claim's commit does not wait for its WAL to reach disk (the worker's claim is its own
+    -- transaction). Only a server crash can lose it, and then the job is pending again and runs
+    -- again: at least once still holds. The job's completion is a durable commit, which flushes
+    -- the claim with it, and its fence (worker and attempt) refuses an outcome for a lost claim.
+    PERFORM set_config('synchronous_commit', 'off', true);
+    PERFORM FROM pgqueue.queues AS s
+    WHERE s.name = ANY(claim_jobs.queues) AND NOT s.paused
+      AND (s.concurrency_limit IS NOT NULL OR s.rate_limit IS NOT NULL)
+    ORDER BY s.name
+    FOR UPDATE;
+    FOR target IN
+        SELECT u.name, s.concurrency_limit IS NOT NULL OR s.rate_limit IS NOT NULL AS is_limited
+        FROM unnest(claim_jobs.queues) AS u(name)
+        LEFT JOIN pgqueue.queues AS s ON s.name = u.name
+        WHERE NOT coalesce(s.paused, false)
+        ORDER BY random()
+    LOOP
+        EXIT WHEN claimed >= max_jobs;
+        allowed := max_jobs - claimed;
+        rate_window := NULL;
+        IF target.is_limited THEN
+            SELECT s.* INTO settings FROM pgqueue.queues AS s  -- locked above
+            WHERE s.name = target.name AND NOT s.paused;
+            CONTINUE WHEN NOT FOUND;  -- paused meanwhile
+            IF settings.concurrency_limit IS NOT NULL THEN
+                allowed := least(allowed, settings.concurrency_limit - (
+                    SELECT count(*) FROM pgqueue.jobs AS r
+                    WHERE r.status = 'running' AND r.queue = settings.name)::integer);
+            END IF;
+            IF settings.rate_limit IS NOT NULL THEN
+                -- The window holding now(), the started_at these jobs get, so the starts per
+                -- window can be read back from the jobs; never a window older than the last one
+                -- (a claim that waited on the lock across a window's end counts in the new one).
+                rate_window := greatest(settings.rate_window_start,
+                    to_timestamp(floor(extract(epoch FROM now())
+                        / extract(epoch FROM settings.rate_period))
+                        * extract(epoch FROM settings.rate_period)));
+                rate_used := CASE WHEN settings.rate_window_start = rate_window
+                                  THEN settings.rate_window_count ELSE 0 END;
+                allowed := least(allowed, settings.rate_limit - rate_used);
+            END IF;
+            CONTINUE WHEN allowed <= 0;
+        END IF;
+        RETURN QUERY
+        WITH claimable AS MATERIALIZED (  -- the LIMIT runs once, never re-evaluated per row
+            SELECT j.id FROM pgqueue.jobs AS j
+            WHERE j.status = 'pending' AND NOT j.blocked AND j.run_at <= now()
+              AND j.queue = target.name AND j.job_type = ANY(claim_jobs.job_types)
+            ORDER BY j.priority DESC, j.run_at, j.id
+            LIMIT allowed
+            FOR UPDATE SKIP LOCKED  -- other workers skip the rows we lock instead of waiting
+        )
+        UPDATE pgqueue.jobs AS j
+        SET status = 'running', attempts = j.attempts + 1, started_at = now(), finished_at = NULL,
+            worker_id = claim_jobs.worker_id
+        FROM claimable
+        WHERE j.id = claimable.id
+        RETURNING j.id, j.queue, j.job_type, j.payload::text, j.attempts, j.max_attempts,
+            j.retry_backoff, j.depends_on;
+        GET DIAGNOSTICS taken = ROW_COUNT;
+        claimed := claimed + taken;
+        IF rate_window IS NOT NULL AND taken > 0 THEN
+            UPDATE pgqueue.queues AS s
+            SET rate_window_start = rate_window, rate_window_count = rate_used + taken
+            WHERE s.name = settings.name;
+        END IF;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgqueue.complete_jobs(ids bigint[], attempts integer[], results jsonb[], worker_id uuid)
+RETURNS SETOF bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    done bigint[];
+    done_queues text[];
+    parents bigint[];
+BEGIN
+    WITH updated AS (
+        UPDATE pgqueue.jobs AS j
+        SET status = 'completed', finished_at = now(), result = d.result,
+            unique_until = now() + j.unique_for
+        FROM unnest(complete_jobs.ids, complete_jobs.attempts, complete_jobs.results)
+            AS d(id, attempt, result)
+        -- status compared as text: that keeps the planner on the primary key, off
+        -- jobs_running_idx, whose entries for this worker (one per job it ran since the last
+        -- vacuum) it would scan once per completed job when its statistics are stale.
+        WHERE j.id = d.id AND j.attempts = d.attempt AND j.status::text = 'running'
+          AND j.worker_id = complete_jobs.worker_id
+        RETURNING j.id, j.queue, j.has_dependents
+    )
+    SELECT array_agg(u.id), array_agg(DISTINCT u.queue),
+        array_agg(u.id) FILTER (WHERE u.has_dependents)
+    INTO done, done_queues, parents FROM updated AS u;
+    IF done IS NULL THEN
+        RETURN;
+    END IF;
+    IF parents IS NOT NULL THEN
+        PERFORM pgqueue.settle_dependents(parents);
+    END IF;
+    PERFORM pgqueue.notify_freed_slots(done_queues);
+    RETURN QUERY SELECT unnest(done);
+END
+$$;
+
+ALTER TABLE pgqueue.jobs DROP COLUMN trace_context;
