@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import platform
 import statistics
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
 
 import asyncpg
 import httpx
 
-from pgqueue import Queue, migrate
+from pgqueue import Queue
 from pgqueue.bench.rows import insert_finished_jobs
+from pgqueue.bench.run import fresh_database
 from pgqueue.dashboard import create_app
 
 RESULTS = Path(__file__).parent / "results"
@@ -60,24 +58,8 @@ def _urls(middle_id: int, failed_id: int) -> list[str]:
     ]
 
 
-@contextlib.asynccontextmanager
-async def _fresh_database(dsn: str) -> AsyncIterator[str]:
-    name = f"pgqueue_pages_{uuid4().hex[:12]}"  # made here, so safe to put in the statement
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            fresh = dsn.rsplit("/", 1)[0] + f"/{name}"
-            await migrate.upgrade(fresh)
-            yield fresh
-        finally:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 async def measure(dsn: str, rows: int, repeat: int) -> dict[str, dict[str, float]]:
-    async with _fresh_database(dsn) as fresh:
+    async with fresh_database(dsn) as fresh:
         started = time.perf_counter()
         await insert_finished_jobs(fresh, rows, age=timedelta(0), spread=timedelta(days=1))
         connection = await asyncpg.connect(fresh)

@@ -1,4 +1,7 @@
--- Reverts revision 0007: the 0006 functions, and no trace_context column.
+-- Reverts revision 0007: the 0006 functions, and no trace_context column nor queue_summary.
+
+DROP VIEW pgqueue.queue_summary;
+DROP INDEX pgqueue.jobs_waiting_idx;
 DROP FUNCTION pgqueue.enqueue(text, jsonb, text, timestamptz, integer, integer, interval, interval,
     text, interval, bigint[], boolean, jsonb);
 DROP FUNCTION pgqueue.enqueue_job(text, jsonb, text, timestamptz, integer, integer, interval,

@@ -1,4 +1,5 @@
-"""Trace context of the enqueuing request in each job's row; completions lock rows in id order.
+"""Trace context of the enqueuing request in each job's row; completions lock rows in id order;
+the queue_summary view (live counts by partial index).
 
 Revision ID: 0007
 Revises: 0006

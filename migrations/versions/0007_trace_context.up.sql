@@ -1,6 +1,6 @@
 -- pgqueue revision 0007: the trace context of the request that enqueued a job, kept in its row
 -- so that the job's execution joins that trace; completions lock their rows in id order
--- themselves, whatever order their caller passes.
+-- themselves, whatever order their caller passes; the queue_summary view.
 
 -- W3C Trace Context headers as the enqueuer's propagator wrote them, e.g. {"traceparent": "00-…",
 -- "tracestate": "…"}; NULL when the enqueuer was not tracing. Nullable and without a default:
@@ -332,3 +332,44 @@ BEGIN
     RETURN QUERY SELECT unnest(done);
 END
 $$;
+
+-- The blocked jobs by queue, for queue_summary: jobs_blocked_idx (GIN, on depends_on) answers
+-- "who waits on this job", but the planner will not walk it to count a queue's blocked jobs.
+-- Partial, so it holds only jobs that wait on parents and costs other jobs nothing to write.
+CREATE INDEX jobs_waiting_idx ON pgqueue.jobs (queue) WHERE status = 'pending' AND blocked;
+
+-- One row per queue with unfinished or failed jobs, or settings: what waits, runs and died, and
+-- the oldest due job's wait. Each part reads one partial index, so the cost follows the jobs
+-- not yet finished (and the failed), never the finished history that queue_stats counts.
+CREATE VIEW pgqueue.queue_summary AS
+WITH parts AS (
+    SELECT queue, count(*) FILTER (WHERE run_at <= now()) AS pending,
+        count(*) FILTER (WHERE run_at > now()) AS scheduled, 0 AS blocked, 0 AS running,
+        0 AS failed, min(run_at) FILTER (WHERE run_at <= now()) AS oldest_due
+    FROM pgqueue.jobs WHERE status = 'pending' AND NOT blocked  -- jobs_claimable_idx
+    GROUP BY queue
+    UNION ALL
+    SELECT queue, 0, 0, count(*), 0, 0, NULL
+    FROM pgqueue.jobs WHERE status = 'pending' AND blocked  -- jobs_waiting_idx
+    GROUP BY queue
+    UNION ALL
+    SELECT queue, 0, 0, 0, count(*), 0, NULL
+    FROM pgqueue.jobs WHERE status = 'running'  -- jobs_running_idx
+    GROUP BY queue
+    UNION ALL
+    SELECT queue, 0, 0, 0, 0, count(*), NULL
+    FROM pgqueue.jobs WHERE status = 'failed' AND finished_at IS NOT NULL  -- jobs_finished_idx
+    GROUP BY queue
+), counts AS (
+    SELECT queue, sum(pending) AS pending, sum(scheduled) AS scheduled, sum(blocked) AS blocked,
+        sum(running) AS running, sum(failed) AS failed, min(oldest_due) AS oldest_due
+    FROM parts GROUP BY queue
+)
+SELECT coalesce(c.queue, s.name) AS queue, coalesce(c.pending, 0)::bigint AS pending,
+    coalesce(c.scheduled, 0)::bigint AS scheduled, coalesce(c.blocked, 0)::bigint AS blocked,
+    coalesce(c.running, 0)::bigint AS running, coalesce(c.failed, 0)::bigint AS failed,
+    extract(epoch FROM now() - c.oldest_due)::float8 AS oldest_pending_seconds,
+    coalesce(s.paused, false) AS paused, s.concurrency_limit, s.rate_limit, s.rate_period
+FROM counts AS c
+FULL JOIN pgqueue.queues AS s ON s.name = c.queue
+ORDER BY 1;

@@ -215,12 +215,13 @@ async def latency(dsn: str, samples: int) -> Result:
 
 
 async def _on_fresh_database(dsn: str, workload: Callable[[str], Awaitable[Result]]) -> Result:
-    async with _fresh_database(dsn) as fresh:
+    async with fresh_database(dsn) as fresh:
         return await workload(fresh)
 
 
 @contextlib.asynccontextmanager
-async def _fresh_database(dsn: str) -> AsyncIterator[str]:
+async def fresh_database(dsn: str) -> AsyncIterator[str]:
+    """A new database on the server of ``dsn``, migrated; dropped on exit."""
     from pgqueue import migrate  # not at the top: `pgqueue work` imports every command's module
 
     name = f"pgqueue_bench_{uuid4().hex[:12]}"  # made here, so safe to put in the statement

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,7 +19,7 @@ from starlette.templating import Jinja2Templates
 
 from pgqueue.dashboard.api import ListFilters, field_errors, job_id_of, queue_of
 from pgqueue.dashboard.charts import activity_by_queue
-from pgqueue.errors import JobNotFound, PgQueueError, ScheduleNotFound
+from pgqueue.errors import JobNotFound, PgQueueError
 from pgqueue.records import JobStatus, QueueSummary
 
 HOUR = 60
@@ -192,16 +193,27 @@ async def schedules(request: Request) -> Response:
 
 
 async def schedule_action(request: Request) -> Response:
-    queue, name = queue_of(request), request.path_params["name"]
-    action = _action(request, "pause", "resume")
+    queue = queue_of(request)
+    return await _pause_or_resume(
+        request, "schedule", "/schedules", queue.pause_schedule, queue.resume_schedule
+    )
+
+
+async def _pause_or_resume(
+    request: Request,
+    kind: str,
+    page: str,
+    pause: Callable[[str], Awaitable[None]],
+    resume: Callable[[str], Awaitable[None]],
+) -> Response:
+    name, action = request.path_params["name"], _action(request, "pause", "resume")
     if action is None:
         return _not_found(request, "this action")
-    pause = action == "pause"
     try:
-        await (queue.pause_schedule(name) if pause else queue.resume_schedule(name))
-    except ScheduleNotFound as error:
-        return _back(request, "/schedules", str(error))
-    return _back(request, "/schedules", f"schedule {name} {'paused' if pause else 'resumed'}")
+        await (pause(name) if action == "pause" else resume(name))
+    except PgQueueError as error:  # no such schedule; a name that cannot be a queue's
+        return _back(request, page, str(error))
+    return _back(request, page, f"{kind} {name} {action}d")
 
 
 async def queues(request: Request) -> Response:
@@ -209,16 +221,10 @@ async def queues(request: Request) -> Response:
 
 
 async def queue_action(request: Request) -> Response:
-    queue, name = queue_of(request), request.path_params["name"]
-    action = _action(request, "pause", "resume")
-    if action is None:
-        return _not_found(request, "this action")
-    pause = action == "pause"
-    try:
-        await (queue.pause_queue(name) if pause else queue.resume_queue(name))
-    except PgQueueError as error:
-        return _back(request, "/queues", str(error))
-    return _back(request, "/queues", f"queue {name} {'paused' if pause else 'resumed'}")
+    queue = queue_of(request)
+    return await _pause_or_resume(
+        request, "queue", "/queues", queue.pause_queue, queue.resume_queue
+    )
 
 
 routes = [

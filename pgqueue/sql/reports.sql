@@ -83,42 +83,12 @@ FROM (
 ORDER BY 1, 3;
 
 -- name: queue_summary
--- Every queue with unfinished or failed jobs, or settings: its live counts and dead letters,
--- the oldest due job's wait, paused and limits. Each part reads one partial index, so the cost
--- follows the jobs not yet finished (and the failed), never the finished history; the
--- queue_stats view counts every row instead.
+-- Every queue with unfinished or failed jobs, or settings, from the documented view (whose cost
+-- follows the unfinished and failed jobs, never the finished history).
 -- params:
-WITH parts AS (
-    SELECT queue, count(*) FILTER (WHERE run_at <= now()) AS pending,
-        count(*) FILTER (WHERE run_at > now()) AS scheduled, 0 AS blocked, 0 AS running,
-        0 AS failed, min(run_at) FILTER (WHERE run_at <= now()) AS oldest_due
-    FROM pgqueue.jobs WHERE status = 'pending' AND NOT blocked  -- jobs_claimable_idx
-    GROUP BY queue
-    UNION ALL
-    SELECT queue, 0, 0, count(*), 0, 0, NULL
-    FROM pgqueue.jobs WHERE status = 'pending' AND blocked  -- jobs_blocked_idx
-    GROUP BY queue
-    UNION ALL
-    SELECT queue, 0, 0, 0, count(*), 0, NULL
-    FROM pgqueue.jobs WHERE status = 'running'  -- jobs_running_idx
-    GROUP BY queue
-    UNION ALL
-    SELECT queue, 0, 0, 0, 0, count(*), NULL
-    FROM pgqueue.jobs WHERE status = 'failed' AND finished_at IS NOT NULL  -- jobs_finished_idx
-    GROUP BY queue
-), counts AS (
-    SELECT queue, sum(pending) AS pending, sum(scheduled) AS scheduled, sum(blocked) AS blocked,
-        sum(running) AS running, sum(failed) AS failed, min(oldest_due) AS oldest_due
-    FROM parts GROUP BY queue
-)
-SELECT coalesce(c.queue, s.name) AS queue, coalesce(c.pending, 0)::bigint AS pending,
-    coalesce(c.scheduled, 0)::bigint AS scheduled, coalesce(c.blocked, 0)::bigint AS blocked,
-    coalesce(c.running, 0)::bigint AS running, coalesce(c.failed, 0)::bigint AS failed,
-    extract(epoch FROM now() - c.oldest_due)::float8 AS oldest_pending_seconds,
-    coalesce(s.paused, false) AS paused, s.concurrency_limit, s.rate_limit, s.rate_period
-FROM counts AS c
-FULL JOIN pgqueue.queues AS s ON s.name = c.queue
-ORDER BY 1;
+SELECT queue, pending, scheduled, blocked, running, failed, oldest_pending_seconds, paused,
+    concurrency_limit, rate_limit, rate_period
+FROM pgqueue.queue_summary;
 
 -- name: cancel_failed_jobs
 -- Take failed jobs out of the dead letter queue without running them again: they become

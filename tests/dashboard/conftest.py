@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import REPO, environment
+from tests.e2e.conftest import REPO, environment, stop
 from tests.factories import eventually, free_ports
 
 
@@ -64,12 +64,7 @@ async def dashboard_process(
             await eventually(answers, until=bool, within=30)
         yield dashboard
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture

@@ -36,6 +36,16 @@ def environment(dsn: str | None) -> dict[str, str]:
     return env
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class WorkerProcesses:
     """``pgqueue work`` processes on the test database, each logging to its own file."""
 

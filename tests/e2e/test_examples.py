@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.e2e.conftest import REPO, environment
+from tests.e2e.conftest import REPO, environment, stop
 from tests.factories import eventually
 
 APP = "examples.fastapi_app.app:app"
@@ -39,12 +39,7 @@ def started(command: list[str], dsn: str, log: Path) -> Iterator[subprocess.Pope
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def output(log: Path) -> str:

@@ -582,3 +582,29 @@ async def test_a_finished_page_reads_one_page_of_the_index_however_deep(
         assert scan["Actual Rows"] <= 51, (before_id, scan)
         [limit] = [node for node in plan if node["Node Type"] == "Limit"]
         assert limit["Actual Rows"] == 50
+
+
+async def test_the_queue_summary_reads_no_finished_row_but_the_failed(
+    large_table: asyncpg.Connection, queue: Queue
+) -> None:
+    """queue_summary's cost follows the unfinished and failed jobs: each of its parts is an
+    index scan, and together they read the 1,000 failed rows and the 3 live ones, never the
+    49,000 completed."""
+    for _ in range(2):
+        await queue.enqueue(Echo(text="due"))
+    await queue.enqueue(Echo(text="later"), delay=3600)
+
+    plan = await explain(large_table, "queue_summary", analyze=True)
+
+    seq_scans = [node["Relation Name"] for node in plan if node["Node Type"] == "Seq Scan"]
+    assert "jobs" not in seq_scans, seq_scans  # (the queues table is scanned: it is tiny)
+    scans = [node for node in plan if "Index Name" in node]
+    assert {node["Index Name"] for node in scans} == {
+        "jobs_claimable_idx",
+        "jobs_waiting_idx",
+        "jobs_running_idx",
+        "jobs_finished_idx",
+    }
+    assert sum(node["Actual Rows"] for node in scans) == 1000 + 3
+    [tests] = await queue.queue_summary()
+    assert (tests.queue, tests.pending, tests.scheduled, tests.failed) == ("tests", 2, 1, 1000)

@@ -1,0 +1,117 @@
+"""The pages' own actions and reads, over HTTP against a real dashboard: pause and resume, the
+overview's queues and chart, and what a page says of a job or action that does not exist."""
+
+from __future__ import annotations
+
+import re
+
+import asyncpg
+import httpx
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from pgqueue import Queue
+from pgqueue.dashboard import create_app
+from pgqueue.dashboard.security import CSRF_COOKIE
+from tests.dashboard.conftest import DashboardProcess
+from tests.dashboard.test_security import FORM
+from tests.jobs import Echo
+from tests.store import transitions
+
+
+async def post_form(client: httpx.AsyncClient, url: str, page: str) -> httpx.Response:
+    """A form POST as the page's button sends it; the message the next page shows."""
+    assert (await client.get(page)).status_code == 200  # sets the CSRF cookie, once
+    token = client.cookies[CSRF_COOKIE]
+    response = await client.post(url, content=f"csrf_token={token}", headers=FORM)
+    assert response.status_code == 303, response.text
+    return await client.get(response.headers["location"])
+
+
+def flash(page: httpx.Response) -> str | None:
+    found = re.search(r'<p class="flash" role="status">(.*?)</p>', page.text)
+    return None if found is None else found.group(1)
+
+
+async def test_queues_pause_and_resume_from_their_page(
+    dashboard: DashboardProcess, queue: Queue, db: asyncpg.Connection
+) -> None:
+    await queue.enqueue(Echo(text="x"), queue="emails")
+    async with httpx.AsyncClient(base_url=dashboard.url) as client:
+        shown = await post_form(client, "/queues/emails/pause", "/queues")
+        assert flash(shown) == "queue emails paused"
+        assert await db.fetchval("SELECT paused FROM pgqueue.queues WHERE name = 'emails'")
+        assert "/queues/emails/resume" in shown.text  # the button now resumes
+        shown = await post_form(client, "/queues/emails/resume", "/queues")
+        assert flash(shown) == "queue emails resumed"
+        assert not await db.fetchval("SELECT paused FROM pgqueue.queues WHERE name = 'emails'")
+        refused = await post_form(client, "/queues/no%20such/pause", "/queues")
+        assert "queue name" in (flash(refused) or "")
+        assert await db.fetchval("SELECT count(*) FROM pgqueue.queues") == 1
+
+
+async def test_schedules_pause_and_resume_from_their_page(
+    dashboard: DashboardProcess, queue: Queue, db: asyncpg.Connection
+) -> None:
+    await queue.add_schedule("nightly", "0 3 * * *", Echo(text="x"))
+    async with httpx.AsyncClient(base_url=dashboard.url) as client:
+        shown = await post_form(client, "/schedules/nightly/pause", "/schedules")
+        assert flash(shown) == "schedule nightly paused"
+        assert await db.fetchval("SELECT paused FROM pgqueue.schedules WHERE name = 'nightly'")
+        assert "/schedules/nightly/resume" in shown.text
+        shown = await post_form(client, "/schedules/nightly/resume", "/schedules")
+        assert flash(shown) == "schedule nightly resumed"
+        assert not await db.fetchval("SELECT paused FROM pgqueue.schedules WHERE name = 'nightly'")
+        missing = await post_form(client, "/schedules/absent/pause", "/schedules")
+        assert "absent" in (flash(missing) or "")
+
+
+async def test_unknown_jobs_and_actions_are_404_and_change_nothing(
+    dashboard: DashboardProcess, queue: Queue, db: asyncpg.Connection
+) -> None:
+    job_id = await queue.enqueue(Echo(text="x"))
+    async with httpx.AsyncClient(base_url=dashboard.url) as client:
+        assert (await client.get("/jobs/999999")).status_code == 404
+        assert (await client.get(f"/jobs/{2**64}")).status_code == 404
+        await client.get("/")
+        token = client.cookies[CSRF_COOKIE]
+        for url in (f"/jobs/{job_id}/explode", "/queues/default/drop", "/failed/delete"):
+            response = await client.post(url, content=f"csrf_token={token}", headers=FORM)
+            assert response.status_code == 404, url
+    assert await db.fetchval("SELECT status::text FROM pgqueue.jobs") == "pending"
+    assert await db.fetchval("SELECT count(*) FROM pgqueue.queues") == 0
+
+
+async def test_the_overview_lists_a_queue_that_only_finished_jobs_lately(
+    dashboard: DashboardProcess, queue: Queue, db: asyncpg.Connection
+) -> None:
+    """A queue with nothing left to do still shows, with its hour of work in the chart."""
+    done = await queue.enqueue(Echo(text="x"), queue="reports")
+    await transitions.complete(db, done, await transitions.start(db, done))
+    async with httpx.AsyncClient(base_url=dashboard.url) as client:
+        overview = await client.get("/")
+    row = re.search(r'<tr data-queue="reports">(.*?)</tr>', overview.text, re.DOTALL)
+    assert row is not None
+    assert "1 completed, 0 failed in the last hour" in row.group(1)
+
+
+async def test_mounted_in_another_app_every_link_cookie_and_redirect_stays_under_its_path(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    """create_app(queue) in an application's own Starlette app, as the README shows."""
+    await queue.enqueue(Echo(text="x"), queue="emails")
+    host = Starlette(routes=[Mount("/ops/pgqueue", create_app(queue))])
+    transport = httpx.ASGITransport(app=host)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        overview = await client.get("/ops/pgqueue/")
+        assert overview.status_code == 200
+        assert "Path=/ops/pgqueue" in overview.headers["set-cookie"]
+        assert 'href="http://app/ops/pgqueue/jobs"' in overview.text
+        assert 'href="http://app/ops/pgqueue/static/dashboard.css"' in overview.text
+        assert (await client.get("/ops/pgqueue/static/dashboard.css")).status_code == 200
+        shown = await post_form(client, "/ops/pgqueue/queues/emails/pause", "/ops/pgqueue/queues")
+        assert str(shown.url).startswith("http://app/ops/pgqueue/queues?done=")
+        assert flash(shown) == "queue emails paused"
+        document = (await client.get("/ops/pgqueue/api/openapi.json")).json()
+        assert document["servers"] == [{"url": "/ops/pgqueue"}]
+    assert await db.fetchval("SELECT paused FROM pgqueue.queues WHERE name = 'emails'")
