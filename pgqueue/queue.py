@@ -89,6 +89,11 @@ class Queue:
             pool_options["statement_cache_size"] = 0
         return _Connect(cls, dsn, pool_options, listen_dsn)
 
+    async def check_schema(self) -> None:
+        """Raise SchemaNotInstalled or SchemaOutdated unless the database has the schema this
+        version needs. ``Queue.connect()`` checks by itself; call this on a ``Queue(pool)``."""
+        await self.store.check_schema()
+
     async def close(self) -> None:
         if self._owns_pool:
             await self.store.pool.close()

@@ -45,7 +45,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
     async with asyncpg.create_pool(dsn) as pool:
         await pool.execute(CREATE_SIGNUPS)
         # One pool for the app's queries and pgqueue's: Queue(pool) borrows it, never closes it.
-        yield {"pool": pool, "queue": Queue(pool)}
+        queue = Queue(pool)
+        await queue.check_schema()  # fail at start, not at the first request, if not migrated
+        yield {"pool": pool, "queue": queue}
 
 
 app = FastAPI(title="pgqueue FastAPI example", lifespan=lifespan)

@@ -15,8 +15,9 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
 )
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from pgqueue.errors import InvalidJob, JobNotFound
@@ -26,6 +27,7 @@ from pgqueue.records import JobStatus, JobSummary, QueueSummary
 from pgqueue.registry import registry
 
 PAGE_SIZE = 50
+MAX_BODY_BYTES = 16 * 2**20  # an enqueue's body; payloads that big belong in a table
 MAX_DELAY = 100 * 365.25 * 24 * 3600  # seconds: a century
 #: PostgreSQL's text cannot hold NUL: a filter or key with one is refused, not sent.
 NO_NUL = r"^[^\x00]*$"
@@ -173,9 +175,23 @@ async def get_job(request: Request) -> Response:
     return _json(record)
 
 
+async def _body(request: Request) -> bytes | None:
+    """The request's body, or None once it grows past MAX_BODY_BYTES."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def enqueue(request: Request) -> Response:
+    raw = await _body(request)
+    if raw is None:
+        return problem(413, f"the body is over {MAX_BODY_BYTES // 2**20} MiB")
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:  # (nested too deep)
         return problem(400, f"the body is not JSON: {error}")
     try:
@@ -228,6 +244,20 @@ async def _refused(queue: Queue, job_id: int, rule: str) -> Response:
     except JobNotFound as error:
         return problem(404, str(error))
     return problem(409, f"job {job_id} is {status}: {rule}")
+
+
+async def http_error(request: Request, error: Exception) -> Response:
+    """Starlette's own refusals (no such route, method not allowed) as the API's JSON problem
+    under /api, and as a page elsewhere."""
+    assert isinstance(error, HTTPException)
+    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
+    if path.startswith("/api/"):
+        return problem(error.status_code, error.detail)
+    if error.status_code == 404:
+        from pgqueue.dashboard.pages import not_found  # which imports this module
+
+        return not_found(request, "such page")
+    return PlainTextResponse(error.detail, error.status_code, headers=error.headers)
 
 
 async def openapi(request: Request) -> Response:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
@@ -43,6 +44,7 @@ def create_app(
             Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
         ],
         middleware=[Middleware(Guard, credentials=credentials, read_only=read_only)],
+        exception_handlers={HTTPException: api.http_error},
     )
     app.state.queue = queue
     app.state.templates = templates

@@ -159,6 +159,7 @@ def _document() -> dict[str, Any]:
                         "201": _body(Enqueued, "enqueued"),
                         "200": _body(Enqueued, "a live job already held unique_key"),
                         "400": _problem("the body is not JSON"),
+                        "413": _problem("the body is over 16 MiB"),
                         "403": _REFUSED,
                         "422": _problem("the request or the payload is not valid: the fields"),
                     },

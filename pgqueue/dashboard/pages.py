@@ -40,7 +40,7 @@ def _action(request: Request, *allowed: str) -> str | None:
     return action if action in allowed else None
 
 
-def _not_found(request: Request, what: str) -> Response:
+def not_found(request: Request, what: str) -> Response:
     return _render(request, "missing.html", 404, what=what)
 
 
@@ -112,7 +112,7 @@ async def _job_list(
             request, template, 422, filters=None, page=None, problems=problems, **context
         )
     page = await filters.page(queue_of(request))
-    shown = filters.model_dump(exclude_none=True, exclude=set(fixed), mode="json")
+    shown = filters.model_dump(exclude_none=True, exclude={*fixed, "before_id"}, mode="json")
     following = {**shown, "before_id": page.next_before_id}
     return _render(
         request,
@@ -120,6 +120,7 @@ async def _job_list(
         filters=filters,
         page=page,
         problems=[],
+        first_url=None if filters.before_id is None else f"?{urlencode(shown)}",
         next_url=None if page.next_before_id is None else f"?{urlencode(following)}",
         **context,
     )
@@ -130,7 +131,7 @@ async def job(request: Request) -> Response:
     try:
         record, relations = await asyncio.gather(queue.get_job(job_id), queue.job_relations(job_id))
     except JobNotFound:
-        return _not_found(request, f"job {job_id}")
+        return not_found(request, f"job {job_id}")
     return _render(
         request,
         "job.html",
@@ -145,7 +146,7 @@ async def job_action(request: Request) -> Response:
     queue, job_id = queue_of(request), job_id_of(request)
     action = _action(request, "retry", "cancel")
     if action is None:
-        return _not_found(request, "this action")
+        return not_found(request, "this action")
     done = await (queue.retry(job_id) if action == "retry" else queue.cancel(job_id))
     verb = "retried" if action == "retry" else "cancelled"
     message = f"job {job_id} {verb}" if done else f"job {job_id} could not be {verb} now"
@@ -166,7 +167,7 @@ async def failed_action(request: Request) -> Response:
     """Retry or cancel the ticked failed jobs, or retry every failed job matching the filter."""
     queue, action = queue_of(request), _action(request, "retry", "cancel", "retry-all")
     if action is None:
-        return _not_found(request, "this action")
+        return not_found(request, "this action")
     form = await request.form()
     try:
         ids = [int(str(value)) for value in form.getlist("id")]
@@ -208,7 +209,7 @@ async def _pause_or_resume(
 ) -> Response:
     name, action = request.path_params["name"], _action(request, "pause", "resume")
     if action is None:
-        return _not_found(request, "this action")
+        return not_found(request, "this action")
     try:
         await (pause(name) if action == "pause" else resume(name))
     except PgQueueError as error:  # no such schedule; a name that cannot be a queue's

@@ -115,3 +115,57 @@ async def test_mounted_in_another_app_every_link_cookie_and_redirect_stays_under
         document = (await client.get("/ops/pgqueue/api/openapi.json")).json()
         assert document["servers"] == [{"url": "/ops/pgqueue"}]
     assert await db.fetchval("SELECT paused FROM pgqueue.queues WHERE name = 'emails'")
+
+
+async def test_refusals_under_api_are_json_and_elsewhere_a_page(
+    dashboard: DashboardProcess, db: asyncpg.Connection
+) -> None:
+    async with httpx.AsyncClient(base_url=dashboard.url) as client:
+        for url in ("/api/jobs/-5", "/api/nothing"):
+            missing = await client.get(url)
+            assert (missing.status_code, missing.headers["content-type"]) == (
+                404,
+                "application/json",
+            ), url
+            assert missing.json()["detail"] == "Not Found"
+        wrong_method = await client.put("/api/jobs/1", json={})
+        assert wrong_method.status_code == 405
+        assert wrong_method.json()["detail"] == "Method Not Allowed"
+        page = await client.get("/nothing/here")
+        assert page.status_code == 404
+        assert "There is no such page." in page.text
+        huge = '{"job_type": "tests.jobs.Echo", "payload": {"text": "' + "x" * 2**24 + '"}}'
+        too_big = await client.post(
+            "/api/jobs", content=huge, headers={"Content-Type": "application/json"}
+        )
+        assert too_big.status_code == 413
+        assert "16 MiB" in too_big.json()["detail"]
+    assert await db.fetchval("SELECT count(*) FROM pgqueue.jobs") == 0
+
+
+async def test_the_jobs_page_links_older_and_back_to_the_newest_keeping_its_filters(
+    dashboard: DashboardProcess, queue: Queue
+) -> None:
+    ids = [await queue.enqueue(Echo(text=str(n)), queue="emails") for n in range(5)]
+    await queue.enqueue(Echo(text="elsewhere"), queue="other")
+    async with httpx.AsyncClient(base_url=dashboard.url) as client:
+        first = await client.get("/jobs", params={"queue": "emails", "limit": 2})
+        assert listed_ids(first) == [ids[4], ids[3]]
+        assert 'rel="first"' not in first.text
+        second = await client.get(f"/jobs{link(first, 'next')}")
+        assert listed_ids(second) == [ids[2], ids[1]]
+        third = await client.get(f"/jobs{link(second, 'next')}")
+        assert listed_ids(third) == [ids[0]]
+        assert 'rel="next"' not in third.text
+        back = await client.get(f"/jobs{link(third, 'first')}")
+        assert listed_ids(back) == [ids[4], ids[3]]
+
+
+def listed_ids(page: httpx.Response) -> list[int]:
+    return [int(i) for i in re.findall(r'<td><a href="[^"]*/jobs/(\d+)">', page.text)]
+
+
+def link(page: httpx.Response, rel: str) -> str:
+    found = re.search(rf'<a href="([^"]*)" rel="{rel}">', page.text)
+    assert found is not None, rel
+    return found.group(1).replace("&amp;", "&")

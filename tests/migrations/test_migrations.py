@@ -131,6 +131,16 @@ async def test_queue_refuses_a_database_without_the_schema(empty_dsn: str) -> No
         assert await queue.get_job_status(job_id) is JobStatus.PENDING
 
 
+async def test_a_borrowed_pool_is_checked_on_request(empty_dsn: str) -> None:
+    async with asyncpg.create_pool(empty_dsn) as pool:
+        borrowed = Queue(pool)
+        with pytest.raises(SchemaNotInstalled, match="run `pgqueue migrate`"):
+            await borrowed.check_schema()
+        await upgrade(empty_dsn)
+        await borrowed.check_schema()
+        assert await borrowed.get_job_status(await borrowed.enqueue(Echo(text="x"))) == "pending"
+
+
 def test_upgrade_sql_holds_the_schema_for_review() -> None:
     sql = upgrade_sql()
 
