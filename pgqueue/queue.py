@@ -333,6 +333,7 @@ class Queue:
         since: datetime | None = None,
         until: datetime | None = None,
         before_id: int | None = None,
+        before_finished_at: datetime | None = None,
         limit: int = 50,
     ) -> list[JobSummary]:
         """One page of jobs matching every filter given; pass the last one's id as
@@ -340,7 +341,9 @@ class Queue:
 
         Newest enqueued first, ``since``/``until`` bounding when they were enqueued; for a
         finished status (completed, failed, cancelled), the latest to finish first, bounding
-        when they finished. Fast on millions of rows: pages are found by index, never counted.
+        when they finished; pass the last one's ``finished_at`` as ``before_finished_at`` too,
+        so the next page holds even if that job was retried or pruned meanwhile. Fast on
+        millions of rows: pages are found by index, never counted.
         """
         if not 1 <= limit <= _MAX_PAGE:
             raise ValueError(f"limit must be 1 to {_MAX_PAGE}, got {limit}")
@@ -352,6 +355,7 @@ class Queue:
             until=until,
             before_id=before_id,
             limit=limit,
+            before_finished_at=before_finished_at,
         )
         return await self.store.list_jobs(page=page)
 
@@ -406,8 +410,22 @@ class Queue:
         cancelled, errors kept. Returns the ids that were failed (and now are cancelled)."""
         return await self.store.cancel_failed_jobs(ids=[i for i in job_ids if _names_a_job(i)])
 
-    async def retry_failed(self, queue: str | None = None, job_type: str | None = None) -> int:
-        """Put every failed job (of one queue and/or job type) back to pending; how many."""
+    async def retry_failed(
+        self,
+        queue: str | None = None,
+        job_type: str | None = None,
+        *,
+        job_ids: Sequence[int] | None = None,
+    ) -> int:
+        """Put every failed job (of one queue and/or job type, or else among ``job_ids``) back to
+        pending; how many. Unlike ``retry``, a job that is no longer failed (cancelled
+        meanwhile, say) is left as it is."""
+        if job_ids is not None:
+            if queue is not None or job_type is not None:
+                raise ValueError("give job_ids, or queue and job_type, not both")
+            return await self.store.retry_failed_ids(ids=[i for i in job_ids if _names_a_job(i)])
+        if job_type is not None and "\x00" in job_type:
+            raise InvalidJob("job_type contains a NUL character, which no job type can")
         return await self.store.retry_failed_jobs(
             queue=None if queue is None else check_queue_name(queue), job_type=job_type
         )
@@ -538,19 +556,27 @@ class Queue:
 
     async def pause_schedule(self, name: str) -> None:
         """Enqueue nothing for this schedule until it is resumed."""
-        if not await self.store.set_schedule_paused(name=name, paused=True):
+        if not _names_a_schedule(name) or not await self.store.set_schedule_paused(
+            name=name, paused=True
+        ):
             raise ScheduleNotFound(name)
 
     async def resume_schedule(self, name: str) -> None:
         """Go on from the next tick; the ticks that came due while paused are skipped."""
-        if not await self.store.set_schedule_paused(name=name, paused=False):
+        if not _names_a_schedule(name) or not await self.store.set_schedule_paused(
+            name=name, paused=False
+        ):
             raise ScheduleNotFound(name)
 
     async def delete_schedule(self, name: str) -> None:
         """Delete a schedule (jobs it enqueued stay). One declared in code comes back when a
         worker that declares it starts."""
-        if not await self.store.delete_schedule(name=name):
+        if not _names_a_schedule(name) or not await self.store.delete_schedule(name=name):
             raise ScheduleNotFound(name)
+
+
+def _names_a_schedule(name: str) -> bool:
+    return "\x00" not in name  # text cannot hold NUL: no schedule is named so
 
 
 def _names_a_job(job_id: int) -> bool:

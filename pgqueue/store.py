@@ -123,6 +123,7 @@ class JobPage:
     until: datetime | None = None
     before_id: int | None = None
     limit: int = 50
+    before_finished_at: datetime | None = None  # for a finished status: before_id's finished_at
 
 
 @dataclass(frozen=True)
@@ -408,6 +409,9 @@ class JobStore:
     async def retry_failed_jobs(self, *, queue: str | None, job_type: str | None) -> int:
         return int(await self.pool.fetchval(queries["retry_failed_jobs"].sql, queue, job_type))
 
+    async def retry_failed_ids(self, *, ids: Sequence[int]) -> int:
+        return int(await self.pool.fetchval(queries["retry_failed_ids"].sql, list(ids)))
+
     async def clear_jobs(self, *, status: JobStatus, queue: str | None) -> int:
         return int(await self.pool.fetchval(queries["clear_jobs"].sql, status, queue))
 
@@ -427,17 +431,14 @@ class JobStore:
         return [JobRecord.model_validate(dict(row)) for row in rows]
 
     async def list_jobs(self, *, page: JobPage) -> list[JobSummary]:
-        finished = page.status is not None and page.status.is_finished
-        rows = await self.pool.fetch(
-            queries["list_finished_jobs"].sql if finished else queries["list_jobs"].sql,
-            page.status,
-            page.queue,
-            page.job_type,
-            page.since,
-            page.until,
-            page.before_id,
-            page.limit,
-        )
+        filters = (page.status, page.queue, page.job_type, page.since, page.until)
+        if page.status is not None and page.status.is_finished:
+            cursor = (page.before_id, page.limit, page.before_finished_at)
+            rows = await self.pool.fetch(queries["list_finished_jobs"].sql, *filters, *cursor)
+        else:
+            rows = await self.pool.fetch(
+                queries["list_jobs"].sql, *filters, page.before_id, page.limit
+            )
         return [JobSummary.model_validate(dict(row)) for row in rows]
 
     async def job_relations(self, *, id: int) -> JobRelations | None:

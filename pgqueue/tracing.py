@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.trace import Span, Tracer
     from opentelemetry.util.types import AttributeValue
+
+log = logging.getLogger("pgqueue.tracing")
 
 _LOOK_EVERY = 1.0  # seconds between looks for a tracer provider while none is set
 _SYSTEM = "pgqueue"  # messaging.system
@@ -159,7 +162,10 @@ class _TracedEnqueue(EnqueueSpan):
 
         self._span = self._scope.__enter__()
         carrier: dict[str, str] = {}
-        propagate.inject(carrier)  # the current context: this span, and any baggage
+        propagate.inject(carrier)  # the current context: this span
+        # Baggage often carries user ids or the like: not for a row that the API shows and that
+        # outlives the request. The trace needs only traceparent and tracestate.
+        carrier.pop("baggage", None)
         self.carrier = json.dumps(carrier) if carrier else None
         return self
 
@@ -228,7 +234,11 @@ def job_span(job: _ClaimedRow, worker_id: UUID) -> JobSpan:
     tracer = _active_tracer()
     if tracer is None:
         return _UNTRACED_JOB
-    return _TracedJob(tracer, job, worker_id)
+    try:
+        return _TracedJob(tracer, job, worker_id)
+    except Exception:  # a stored context or a propagator that fails must not keep it from running
+        log.warning("job %s runs untraced: its trace context failed", job.id, exc_info=True)
+        return _UNTRACED_JOB
 
 
 class _TracedJob(JobSpan):

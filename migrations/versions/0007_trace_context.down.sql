@@ -1,5 +1,16 @@
 -- Reverts revision 0007: the 0006 functions, and no trace_context column nor queue_summary.
 
+-- Dropping these functions to create them anew (their signatures or results change) would
+-- reset what an operator granted on them (REVOKE EXECUTE FROM PUBLIC, GRANT EXECUTE TO the
+-- application's role, ...): their grants are kept here and given to the new ones at the end.
+CREATE TEMPORARY TABLE pgqueue_kept_grants AS
+SELECT p.proname, a.grantee, a.privilege_type, a.is_grantable
+FROM pg_proc AS p
+CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
+WHERE p.pronamespace = 'pgqueue'::regnamespace
+  AND p.proname IN ('enqueue', 'enqueue_job', 'enqueue_batch', 'claim_jobs')
+  AND a.grantee <> p.proowner;
+
 DROP VIEW pgqueue.queue_summary;
 DROP INDEX pgqueue.jobs_waiting_idx;
 DROP FUNCTION pgqueue.enqueue(text, jsonb, text, timestamptz, integer, integer, interval, interval,
@@ -296,3 +307,24 @@ END
 $$;
 
 ALTER TABLE pgqueue.jobs DROP COLUMN trace_context;
+
+-- The grants kept at the start, given to the functions created anew.
+DO $$
+DECLARE
+    f record;
+    g record;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure AS signature, p.proname FROM pg_proc AS p
+             WHERE p.pronamespace = 'pgqueue'::regnamespace
+               AND p.proname IN ('enqueue', 'enqueue_job', 'enqueue_batch', 'claim_jobs') LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.signature);
+        FOR g IN SELECT DISTINCT k.grantee, k.is_grantable FROM pgqueue_kept_grants AS k
+                 WHERE k.proname = f.proname AND k.privilege_type = 'EXECUTE' LOOP
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s%s', f.signature,
+                CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
+                CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+    END LOOP;
+END
+$$;
+DROP TABLE pgqueue_kept_grants;

@@ -11,6 +11,17 @@ ALTER TABLE pgqueue.jobs
     ADD COLUMN trace_context jsonb,
     ADD CONSTRAINT jobs_trace_context_check CHECK (jsonb_typeof(trace_context) = 'object') NOT VALID;
 
+-- Dropping these functions to create them anew (their signatures or results change) would
+-- reset what an operator granted on them (REVOKE EXECUTE FROM PUBLIC, GRANT EXECUTE TO the
+-- application's role, ...): their grants are kept here and given to the new ones at the end.
+CREATE TEMPORARY TABLE pgqueue_kept_grants AS
+SELECT p.proname, a.grantee, a.privilege_type, a.is_grantable
+FROM pg_proc AS p
+CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
+WHERE p.pronamespace = 'pgqueue'::regnamespace
+  AND p.proname IN ('enqueue', 'enqueue_job', 'enqueue_batch', 'claim_jobs')
+  AND a.grantee <> p.proowner;
+
 -- The enqueue functions take it as a last parameter with a default, so every call written for
 -- 0006 (named or positional) still works. A new parameter makes a new signature: the old one is
 -- dropped, or a call that leaves trace_context out would match both.
@@ -373,3 +384,24 @@ SELECT coalesce(c.queue, s.name) AS queue, coalesce(c.pending, 0)::bigint AS pen
 FROM counts AS c
 FULL JOIN pgqueue.queues AS s ON s.name = c.queue
 ORDER BY 1;
+
+-- The grants kept at the start, given to the functions created anew.
+DO $$
+DECLARE
+    f record;
+    g record;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure AS signature, p.proname FROM pg_proc AS p
+             WHERE p.pronamespace = 'pgqueue'::regnamespace
+               AND p.proname IN ('enqueue', 'enqueue_job', 'enqueue_batch', 'claim_jobs') LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.signature);
+        FOR g IN SELECT DISTINCT k.grantee, k.is_grantable FROM pgqueue_kept_grants AS k
+                 WHERE k.proname = f.proname AND k.privilege_type = 'EXECUTE' LOOP
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s%s', f.signature,
+                CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
+                CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+    END LOOP;
+END
+$$;
+DROP TABLE pgqueue_kept_grants;

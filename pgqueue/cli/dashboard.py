@@ -34,6 +34,14 @@ log = logging.getLogger("pgqueue")
     "the flag, no other user sees in the process list).",
 )
 @click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Without credentials, only requests naming a loopback address in their Host header "
+    "are served (against DNS rebinding); allow this name too (repeatable).",
+)
+@click.option(
     "--read-only",
     is_flag=True,
     help="Show everything, change nothing: no retry, cancel or pause.",
@@ -52,6 +60,7 @@ def dashboard(
     host: str,
     port: int,
     auth: str | None,
+    allowed_hosts: tuple[str, ...],
     read_only: bool,
     apps: str | None,
     log_level: str,
@@ -93,7 +102,14 @@ def dashboard(
 
     async def serve() -> None:
         async with Queue.connect(resolved.dsn) as queue:
-            app = create_app(queue, auth=auth, token=token, read_only=read_only)
+            app = create_app(
+                queue,
+                auth=auth,
+                token=token,
+                read_only=read_only,
+                # With credentials a rebinding page cannot get in; without, only loopback names.
+                allowed_hosts=None if credentials else allowed_hosts,
+            )
             config = uvicorn.Config(
                 app, host=host, port=port, lifespan="off", log_level=log_level.lower()
             )

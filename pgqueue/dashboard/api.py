@@ -15,9 +15,8 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
 )
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from pgqueue.errors import InvalidJob, JobNotFound
@@ -69,6 +68,9 @@ class Enqueued(BaseModel):
 class JobPageResponse(BaseModel):
     jobs: list[JobSummary]
     next_before_id: int | None = Field(description="pass as before_id for the next page")
+    next_before_finished_at: datetime | None = Field(
+        description="for a finished status: pass as before_finished_at for the next page"
+    )
 
 
 class StatsResponse(BaseModel):
@@ -90,11 +92,12 @@ class ProblemDetail(BaseModel):
 
 
 def _in_utc(moment: datetime) -> datetime:
-    """A bound with an offset, in UTC; one beyond year 1 or 9999 once there (as
+    """A bound in UTC: one without an offset is UTC (the pages say so; the driver would take it
+    as the server's local time). One beyond year 1 or 9999 once in UTC (as
     0001-01-01T00:00+01:00 is) becomes the first or last moment Python holds, which bounds
-    every job alike. (A naive one is read as UTC by the driver.)"""
+    every job alike."""
     if moment.tzinfo is None:
-        return moment
+        return moment.replace(tzinfo=UTC)
     try:
         return moment.astimezone(UTC)
     except OverflowError:
@@ -115,6 +118,7 @@ class ListFilters(BaseModel):
     since: Annotated[datetime, AfterValidator(_in_utc)] | None = None
     until: Annotated[datetime, AfterValidator(_in_utc)] | None = None
     before_id: int | None = Field(default=None, ge=1, le=MAX_JOB_ID)
+    before_finished_at: Annotated[datetime, AfterValidator(_in_utc)] | None = None
     limit: int = Field(default=PAGE_SIZE, ge=1, le=500)
 
     @classmethod
@@ -125,7 +129,12 @@ class ListFilters(BaseModel):
     async def page(self, queue: Queue) -> JobPageResponse:
         jobs = await queue.list_jobs(**self.model_dump())
         more = len(jobs) == self.limit
-        return JobPageResponse(jobs=jobs, next_before_id=jobs[-1].id if more else None)
+        last = jobs[-1] if more else None
+        return JobPageResponse(
+            jobs=jobs,
+            next_before_id=None if last is None else last.id,
+            next_before_finished_at=None if last is None else last.finished_at,
+        )
 
 
 def queue_of(request: Request) -> Queue:
@@ -246,28 +255,7 @@ async def _refused(queue: Queue, job_id: int, rule: str) -> Response:
     return problem(409, f"job {job_id} is {status}: {rule}")
 
 
-async def http_error(request: Request, error: Exception) -> Response:
-    """Starlette's own refusals (no such route, method not allowed) as the API's JSON problem
-    under /api, and as a page elsewhere."""
-    assert isinstance(error, HTTPException)
-    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
-    if path.startswith("/api/"):
-        return problem(error.status_code, error.detail)
-    if error.status_code == 404:
-        from pgqueue.dashboard.pages import not_found  # which imports this module
-
-        return not_found(request, "such page")
-    return PlainTextResponse(error.detail, error.status_code, headers=error.headers)
-
-
-async def openapi(request: Request) -> Response:
-    from pgqueue.dashboard.openapi import document  # which imports this module's models
-
-    return JSONResponse(document(request.scope.get("root_path", "")))
-
-
 routes = [
-    Route("/api/openapi.json", openapi, methods=["GET"]),
     Route("/api/stats", stats, methods=["GET"]),
     Route("/api/jobs", list_jobs, methods=["GET"]),
     Route("/api/jobs", enqueue, methods=["POST"]),

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from pgqueue.dashboard.api import (
     NO_NUL,
@@ -69,6 +71,11 @@ _LIST_PARAMETERS = [
         "before_id",
         {"type": "integer", "minimum": 1, "maximum": MAX_JOB_ID},
         "the next page: the last job id of the previous one",
+    ),
+    _query(
+        "before_finished_at",
+        {"type": "string", "format": "date-time"},
+        "for a finished status, with before_id: that job's finished_at (next_before_finished_at)",
     ),
     _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "jobs per page (50)"),
 ]
@@ -190,3 +197,8 @@ def _document() -> dict[str, Any]:
 def document(root_path: str) -> dict[str, Any]:
     """The description, with the server at the path the app is mounted on."""
     return {**_document(), "servers": [{"url": root_path or "/"}]}
+
+
+async def serve_document(request: Request) -> Response:
+    """``GET /api/openapi.json``."""
+    return JSONResponse(document(request.scope.get("root_path", "")))

@@ -30,7 +30,8 @@ def _render(request: Request, template: str, status_code: int = 200, **context: 
     context["read_only"] = request.app.state.read_only
     context["csrf_token"] = request.state.csrf_token
     done = request.query_params.get("done", "")
-    signed = hmac.compare_digest(request.query_params.get("sig", ""), _signature(request, done))
+    given = request.query_params.get("sig", "").encode()  # as bytes: any text compares
+    signed = hmac.compare_digest(given, _signature(request, done).encode())
     context["flash"] = done if done and signed else None
     return templates.TemplateResponse(request, template, context, status_code=status_code)
 
@@ -112,8 +113,11 @@ async def _job_list(
             request, template, 422, filters=None, page=None, problems=problems, **context
         )
     page = await filters.page(queue_of(request))
-    shown = filters.model_dump(exclude_none=True, exclude={*fixed, "before_id"}, mode="json")
+    cursor = {"before_id", "before_finished_at"}
+    shown = filters.model_dump(exclude_none=True, exclude={*fixed, *cursor}, mode="json")
     following = {**shown, "before_id": page.next_before_id}
+    if page.next_before_finished_at is not None:
+        following["before_finished_at"] = page.next_before_finished_at.isoformat()
     return _render(
         request,
         template,
@@ -154,10 +158,8 @@ async def job_action(request: Request) -> Response:
 
 
 async def failed(request: Request) -> Response:
-    given = {
-        k: v for k, v in request.query_params.items() if k in ("queue", "job_type", "before_id")
-    }
-    query = {k: v for k, v in given.items() if v.strip()}
+    kept = ("queue", "job_type", "before_id", "before_finished_at")  # the status is fixed
+    query = {k: v for k, v in request.query_params.items() if k in kept and v.strip()}
     return await _job_list(
         request, "failed.html", {**query, "status": "failed"}, fixed=("status", "limit")
     )
@@ -174,17 +176,17 @@ async def failed_action(request: Request) -> Response:
     except ValueError:
         return _back(request, "/failed", "job ids must be whole numbers")
     if action == "retry-all":
-        scope = {k: str(form.get(k) or "") or None for k in ("queue", "job_type")}
+        queue_name, job_type = (str(form.get(k) or "") or None for k in ("queue", "job_type"))
         try:
-            count = await queue.retry_failed(**scope)
+            count = await queue.retry_failed(queue_name, job_type)
         except PgQueueError as error:  # a queue name no page offers: say so, not a 500
             return _back(request, "/failed", str(error))
         return _back(request, "/failed", f"{count} failed jobs retried")
     if not ids:
         return _back(request, "/failed", "no job was ticked")
     if action == "retry":
-        retried = [job_id for job_id in ids if await queue.retry(job_id)]
-        return _back(request, "/failed", f"{len(retried)} of {len(ids)} jobs retried")
+        retried = await queue.retry_failed(job_ids=ids)
+        return _back(request, "/failed", f"{retried} of {len(ids)} jobs retried")
     cancelled = await queue.cancel_failed(ids)
     return _back(request, "/failed", f"{len(cancelled)} of {len(ids)} jobs cancelled")
 

@@ -8,6 +8,9 @@
   ``Content-Type: application/json`` without a CORS preflight, which this app never grants.
   A POST whose ``Origin`` names another host is refused either way.
 - **Read-only** dashboards refuse every POST.
+- **Host.** Given ``allowed_hosts``, a request whose Host header names neither a loopback
+  address nor one of them is refused: a dashboard without credentials on 127.0.0.1 cannot be
+  reached through DNS rebinding. No page may be framed by another site.
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ CSRF_COOKIE = "pgqueue_csrf"
 CSRF_FIELD = "csrf_token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _MAX_FORM_BYTES = 1 << 20
+# No other site may frame the pages (clickjacking): old browsers read the first, others both.
+_FRAMING_REFUSED = [
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+]
 
 
 @dataclass(frozen=True)
@@ -94,16 +102,27 @@ class Guard:
     """ASGI middleware: authentication, then the rules for state-changing requests. Puts the
     request's CSRF token in ``request.state.csrf_token`` for the templates' forms."""
 
-    def __init__(self, app: ASGIApp, *, credentials: Credentials | None, read_only: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        credentials: Credentials | None,
+        read_only: bool,
+        allowed_hosts: frozenset[str] | None,
+    ) -> None:
         self.app = app
         self.credentials = credentials
         self.read_only = read_only
+        self.allowed_hosts = allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        if self.allowed_hosts is not None and not _host_allowed(request, self.allowed_hosts):
+            await PlainTextResponse("this Host is not allowed", 400)(scope, receive, send)
+            return
         if self.credentials is not None and not self.credentials.admit(
             request.headers.get("authorization")
         ):
@@ -117,18 +136,16 @@ class Guard:
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
-        if cookie:
-            await self.app(scope, receive, send)
-            return
 
-        async def send_with_cookie(message: Message) -> None:
+        async def send_guarded(message: Message) -> None:
             if message["type"] == "http.response.start":
-                path = scope.get("root_path") or "/"
-                value = f"{CSRF_COOKIE}={token}; Path={path}; SameSite=Strict; HttpOnly"
-                message.setdefault("headers", []).append((b"set-cookie", value.encode()))
+                headers = message.setdefault("headers", [])
+                headers += _FRAMING_REFUSED
+                if not cookie:
+                    headers.append((b"set-cookie", _csrf_cookie(scope, token)))
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        await self.app(scope, receive, send_guarded)
 
     async def _check_change(
         self, request: Request, receive: Receive, cookie: str
@@ -153,6 +170,20 @@ class Guard:
         if not cookie or not _same(submitted, cookie):
             return _forbidden("CSRF token missing or wrong: reload the page and try again"), receive
         return None, _replay(body)
+
+
+def _host_allowed(request: Request, allowed: frozenset[str]) -> bool:
+    """Whether the Host header names this machine's loopback, or a host allowed by name. Without
+    it, a page on any site could reach a dashboard on 127.0.0.1 through DNS rebinding: its own
+    name, made to resolve to 127.0.0.1, would be the Host and the Origin of its requests."""
+    host = urlsplit(f"//{request.headers.get('host', '')}").hostname or ""
+    return is_loopback(host) or host in allowed
+
+
+def _csrf_cookie(scope: Scope, token: str) -> bytes:
+    path = scope.get("root_path") or "/"
+    secure = "; Secure" if scope.get("scheme") == "https" else ""
+    return f"{CSRF_COOKIE}={token}; Path={path}; SameSite=Strict; HttpOnly{secure}".encode()
 
 
 def _media_type(headers: Headers) -> str:

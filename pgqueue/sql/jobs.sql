@@ -169,6 +169,24 @@ SELECT pgqueue.retry_job($1);
 -- params: queue text, job_type text
 SELECT pgqueue.retry_failed_jobs($1, $2);
 
+-- name: retry_failed_ids
+-- Bring the failed jobs among $1 back to pending through pgqueue.retry_job (fresh attempts,
+-- unique keys respected); one no longer failed (cancelled meanwhile, say) is left as it is.
+-- Returns how many.
+-- params: ids bigint[]
+SELECT count(*) FILTER (WHERE pgqueue.retry_job(f.id))::int
+FROM (SELECT id FROM pgqueue.jobs WHERE id = ANY($1::bigint[]) AND status = 'failed' ORDER BY id)
+    AS f;
+
+-- name: cancel_failed_jobs
+-- Take failed jobs out of the dead letter queue without running them again: they become
+-- cancelled and keep their errors. Their dependents were settled when they failed. Returns the
+-- ids that moved.
+-- params: ids bigint[]
+UPDATE pgqueue.jobs SET status = 'cancelled'
+WHERE id = ANY($1::bigint[]) AND status = 'failed'
+RETURNING id;
+
 -- name: clear_jobs
 -- Delete the jobs of one status of one queue, or of all queues when $2 is NULL; their dependents
 -- are cancelled. Returns how many.

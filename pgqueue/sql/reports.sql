@@ -19,12 +19,14 @@ LIMIT $7;
 -- One page of the jobs of one finished status, the latest to finish first: of one queue and job
 -- type when given, finished in [since, until). Walks jobs_finished_idx (status, finished_at),
 -- so a rare status among millions of other finished rows is found at once. The cursor is the
--- last job shown (before_id): the page goes on from its (finished_at, id).
--- params: status text, queue text, job_type text, since timestamptz, until timestamptz, before_id bigint, limit int
+-- last job shown: its id and finished_at, so that the next page holds even if that job was
+-- retried or pruned since; given its id alone, its finished_at is read from the table.
+-- params: status text, queue text, job_type text, since timestamptz, until timestamptz, before_id bigint, limit int, before_finished_at timestamptz
 WITH cursor AS (
-    SELECT coalesce(max(finished_at), 'infinity') AS finished_at,
-        coalesce(max(id), 9223372036854775807) AS id
-    FROM pgqueue.jobs WHERE id = $6::bigint
+    SELECT coalesce($8::timestamptz,
+                    (SELECT c.finished_at FROM pgqueue.jobs AS c WHERE c.id = $6::bigint),
+                    'infinity') AS finished_at,
+        coalesce($6::bigint, 9223372036854775807) AS id
 )
 SELECT j.id, j.queue, j.job_type, j.status::text AS status, j.priority, j.attempts,
     j.max_attempts, j.run_at, j.created_at, j.started_at, j.finished_at,
@@ -89,12 +91,3 @@ ORDER BY 1, 3;
 SELECT queue, pending, scheduled, blocked, running, failed, oldest_pending_seconds, paused,
     concurrency_limit, rate_limit, rate_period
 FROM pgqueue.queue_summary;
-
--- name: cancel_failed_jobs
--- Take failed jobs out of the dead letter queue without running them again: they become
--- cancelled and keep their errors. Their dependents were settled when they failed. Returns the
--- ids that moved.
--- params: ids bigint[]
-UPDATE pgqueue.jobs SET status = 'cancelled'
-WHERE id = ANY($1::bigint[]) AND status = 'failed'
-RETURNING id;

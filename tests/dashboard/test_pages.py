@@ -4,6 +4,7 @@ overview's queues and chart, and what a page says of a job or action that does n
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -13,7 +14,7 @@ from starlette.routing import Mount
 from pgqueue import Queue
 from pgqueue.dashboard import create_app
 from pgqueue.dashboard.security import CSRF_COOKIE
-from tests.dashboard.conftest import DashboardProcess
+from tests.dashboard.conftest import DashboardProcess, dashboard_process
 from tests.dashboard.test_security import FORM
 from tests.jobs import Echo
 from tests.store import transitions
@@ -106,8 +107,8 @@ async def test_mounted_in_another_app_every_link_cookie_and_redirect_stays_under
         overview = await client.get("/ops/pgqueue/")
         assert overview.status_code == 200
         assert "Path=/ops/pgqueue" in overview.headers["set-cookie"]
-        assert 'href="http://app/ops/pgqueue/jobs"' in overview.text
-        assert 'href="http://app/ops/pgqueue/static/dashboard.css"' in overview.text
+        assert 'href="/ops/pgqueue/jobs"' in overview.text  # from the root: proxies keep them
+        assert 'href="/ops/pgqueue/static/dashboard.css"' in overview.text
         assert (await client.get("/ops/pgqueue/static/dashboard.css")).status_code == 200
         shown = await post_form(client, "/ops/pgqueue/queues/emails/pause", "/ops/pgqueue/queues")
         assert str(shown.url).startswith("http://app/ops/pgqueue/queues?done=")
@@ -169,3 +170,69 @@ def link(page: httpx.Response, rel: str) -> str:
     found = re.search(rf'<a href="([^"]*)" rel="{rel}">', page.text)
     assert found is not None, rel
     return found.group(1).replace("&amp;", "&")
+
+
+async def test_names_with_a_nul_are_refused_in_a_message_never_a_server_error(
+    dashboard: DashboardProcess, queue: Queue, db: asyncpg.Connection
+) -> None:
+    await queue.add_schedule("nightly", "0 3 * * *", Echo(text="x"))
+    async with httpx.AsyncClient(base_url=dashboard.url) as client:
+        missing = await post_form(client, "/schedules/a%00b/pause", "/schedules")
+        assert "no schedule named" in (flash(missing) or "")
+        await client.get("/failed")
+        token = client.cookies[CSRF_COOKIE]
+        retried = await client.post(
+            "/failed/retry-all", content=f"csrf_token={token}&job_type=a%00b", headers=FORM
+        )
+        assert retried.status_code == 303
+        assert "NUL" in (flash(await client.get(retried.headers["location"])) or "")
+    assert not await db.fetchval("SELECT paused FROM pgqueue.schedules WHERE name = 'nightly'")
+
+
+async def test_retry_ticked_leaves_a_job_cancelled_meanwhile_cancelled(
+    dashboard: DashboardProcess, queue: Queue, db: asyncpg.Connection
+) -> None:
+    """The page was loaded while both were failed; another operator then cancelled one."""
+    failed = await queue.enqueue(Echo(text="a"), queue="a")
+    cancelled = await queue.enqueue(Echo(text="b"), queue="b")  # claimed alone in its queue
+    for job_id in (failed, cancelled):
+        await transitions.fail(db, job_id, await transitions.start(db, job_id))
+    await queue.cancel_failed([cancelled])
+    async with httpx.AsyncClient(base_url=dashboard.url) as client:
+        await client.get("/failed")
+        token = client.cookies[CSRF_COOKIE]
+        body = f"csrf_token={token}&id={failed}&id={cancelled}"
+        response = await client.post("/failed/retry", content=body, headers=FORM)
+        assert flash(await client.get(response.headers["location"])) == "1 of 2 jobs retried"
+    statuses = await db.fetch("SELECT id, status::text FROM pgqueue.jobs ORDER BY id")
+    assert [tuple(row) for row in statuses] == [(failed, "pending"), (cancelled, "cancelled")]
+
+
+async def test_times_without_an_offset_are_utc_and_a_page_of_finished_jobs_holds(
+    dsn: str, tmp_path: Path, queue: Queue, db: asyncpg.Connection
+) -> None:
+    """The API's list: naive times are UTC (the pages say so), whatever the server's zone; a
+    finished list's next page carries the last job's finished_at, so it survives a retry."""
+    ids = await queue.enqueue_batch([Echo(text=str(n)) for n in range(3)])
+    await db.execute(
+        "UPDATE pgqueue.jobs SET status = 'failed', created_at = '2026-01-01 12:00+00',"
+        " finished_at = '2026-01-01 12:00+00'::timestamptz + id * interval '1 minute'"
+    )
+    new_york = {"TZ": "America/New_York"}  # a server zone five hours off UTC
+    async with (
+        dashboard_process(dsn, tmp_path, env=new_york) as dashboard,
+        httpx.AsyncClient(base_url=dashboard.url) as client,
+    ):
+        at_noon = await client.get("/api/jobs", params={"since": "2026-01-01T12:00:00"})
+        assert [job["id"] for job in at_noon.json()["jobs"]] == ids[::-1]
+        after = await client.get("/api/jobs", params={"since": "2026-01-01T12:00:01"})
+        assert after.json()["jobs"] == []
+        far = await client.get("/api/jobs", params={"since": "9999-12-31T23:59:59"})
+        assert (far.status_code, far.json()["jobs"]) == (200, [])
+
+        first = (await client.get("/api/jobs", params={"status": "failed", "limit": 1})).json()
+        assert [job["id"] for job in first["jobs"]] == [ids[2]]
+        assert await queue.retry(ids[2])
+        cursor = {k: first[f"next_{k}"] for k in ("before_id", "before_finished_at")}
+        following = await client.get("/api/jobs", params={"status": "failed", **cursor})
+        assert [job["id"] for job in following.json()["jobs"]] == [ids[1], ids[0]]

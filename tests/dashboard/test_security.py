@@ -371,3 +371,57 @@ def test_a_malformed_auth_is_a_usage_error(auth: str) -> None:
     assert result.returncode == 2
     assert "USER:PASSWORD, both non-empty" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- DNS rebinding, framing, the cookie ------------------------------------------------------
+
+
+async def test_without_credentials_only_a_loopback_host_is_served(
+    dsn: str, tmp_path: Path, queue: Queue, db: asyncpg.Connection
+) -> None:
+    """A page on another site whose name resolves to 127.0.0.1 (DNS rebinding) names itself in
+    Host and Origin alike: the Host check is what refuses it."""
+    rebound = {"Host": "evil.example", "Origin": "http://evil.example"}
+    enqueue = {"job_type": Echo.job_options.name, "payload": {"text": "x"}}
+    allowing = ["--allowed-host", "dash.internal"]
+    async with (
+        dashboard_process(dsn, tmp_path, allowing) as dashboard,
+        httpx.AsyncClient(base_url=dashboard.url) as client,
+    ):
+        assert (await client.get("/", headers={"Host": "evil.example"})).status_code == 400
+        assert (await client.post("/api/jobs", json=enqueue, headers=rebound)).status_code == 400
+        port = dashboard.url.rsplit(":", 1)[1]
+        for host in ("localhost", "127.0.0.1", "[::1]", "dash.internal"):
+            shown = await client.get("/", headers={"Host": f"{host}:{port}"})
+            assert shown.status_code == 200, host
+    assert await db.fetchval("SELECT count(*) FROM pgqueue.jobs") == 0
+    async with (
+        dashboard_process(dsn, tmp_path, ["--auth", "admin:s3cret"]) as dashboard,
+        httpx.AsyncClient(base_url=dashboard.url) as client,
+    ):
+        named = {"Host": "dash.example.com", **basic("admin", "s3cret")}
+        assert (await client.get("/", headers=named)).status_code == 200  # a proxy's name
+
+
+async def test_pages_refuse_framing_and_the_csrf_cookie_is_strict(
+    dashboard: DashboardProcess,
+) -> None:
+    async with httpx.AsyncClient(base_url=dashboard.url) as client:
+        first = await client.get("/")
+        again = await client.get("/jobs")
+    for response in (first, again):
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
+    attributes = [part.strip() for part in first.headers["set-cookie"].split(";")]
+    assert attributes[1:] == ["Path=/", "SameSite=Strict", "HttpOnly"]
+    assert "set-cookie" not in again.headers  # set once, then kept
+
+
+async def test_an_outcome_message_with_a_forged_signature_is_ignored(
+    dashboard: DashboardProcess,
+) -> None:
+    async with httpx.AsyncClient(base_url=dashboard.url) as client:
+        for sig in ("0", "%C3%A9", "é" * 64):
+            shown = await client.get(f"/?done=hacked&sig={sig}")
+            assert shown.status_code == 200, sig
+            assert "hacked" not in shown.text

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from uuid import uuid4
 
 import asyncpg
 import pytest
@@ -75,6 +76,16 @@ async def test_upgrade_downgrade_upgrade_round_trips(empty_dsn: str) -> None:
     assert job_type == "round.trip"
 
 
+# Who may execute each function, by name (a signature changes across revisions; its grants must
+# not): the effective privileges, an unset ACL being the default one.
+GRANTS = (
+    "SELECT DISTINCT p.proname::text, coalesce(nullif(a.grantee::regrole::text, '-'), 'PUBLIC'),"
+    " a.is_grantable::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,"
+    " aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a"
+    " WHERE n.nspname = 'pgqueue' AND a.privilege_type = 'EXECUTE' ORDER BY 1, 2"
+)
+
+
 async def schema_definition(dsn: str) -> dict[str, list[tuple[str, ...]]]:
     """Everything in the pgqueue schema, as PostgreSQL prints it back."""
     queries = {
@@ -89,6 +100,7 @@ async def schema_definition(dsn: str) -> dict[str, list[tuple[str, ...]]]:
         " JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'pgqueue' ORDER BY 1",
         "views": "SELECT viewname::text, definition FROM pg_views"
         " WHERE schemaname = 'pgqueue' ORDER BY 1",
+        "grants": GRANTS,
     }
     connection = await asyncpg.connect(dsn)
     try:
@@ -111,6 +123,43 @@ async def test_downgrading_0007_restores_the_0006_schema_exactly(empty_dsn: str)
     assert await schema_definition(empty_dsn) == before
     assert ("jobs", "trace_context", "jsonb", "", "YES") in upgraded["columns"]
     assert upgraded["functions"] != before["functions"]
+
+
+async def test_0007_keeps_the_grants_on_the_functions_it_creates_anew(empty_dsn: str) -> None:
+    """An operator who took EXECUTE from PUBLIC and gave it to the app's role keeps exactly that,
+    up and down, though 0007 drops and creates the enqueue and claim functions."""
+    role = f"pgqueue_app_{uuid4().hex[:8]}"
+    await upgrade(empty_dsn, "0006")
+    admin = await asyncpg.connect(empty_dsn)
+    try:
+        await admin.execute(f"CREATE ROLE {role}")
+        await admin.execute("SELECT set_config('tests.role', $1, false)", role)
+        await admin.execute(
+            "DO $$ DECLARE f regprocedure; BEGIN FOR f IN SELECT p.oid FROM pg_proc p"
+            " WHERE p.pronamespace = 'pgqueue'::regnamespace AND p.proname IN"
+            " ('enqueue', 'enqueue_job', 'enqueue_batch', 'claim_jobs') LOOP"
+            " EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);"
+            " EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f,"
+            " current_setting('tests.role')); END LOOP; END $$"
+        )
+        before = [tuple(row) for row in await admin.fetch(GRANTS)]
+        assert ("enqueue_job", role, "false") in before
+        assert ("enqueue_job", "PUBLIC", "false") not in before
+
+        await upgrade(empty_dsn, "0007")
+        assert [tuple(row) for row in await admin.fetch(GRANTS)] == before
+        may_enqueue = await admin.fetchval(
+            "SELECT has_function_privilege($1, 'pgqueue.enqueue_job(text, jsonb, text,"
+            " timestamptz, integer, integer, interval, interval, text, interval, bigint[],"
+            " boolean, jsonb)', 'EXECUTE')",
+            role,
+        )
+        assert may_enqueue
+        await downgrade(empty_dsn, "0006")
+        assert [tuple(row) for row in await admin.fetch(GRANTS)] == before
+    finally:
+        await admin.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+        await admin.close()
 
 
 async def test_upgrade_of_a_migrated_database_changes_nothing(empty_dsn: str) -> None:

@@ -187,6 +187,30 @@ async def test_finished_pages_with_ties_on_finished_at_cover_each_job_once(
     assert listed == sorted(ids, key=lambda job_id: (finished_at[job_id], job_id), reverse=True)
 
 
+async def test_a_finished_page_holds_when_the_last_job_shown_was_retried_or_pruned(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    """The cursor carries the last job's finished_at: what became of that job since (retried,
+    failed again later, deleted) cannot send the next page back to the newest."""
+    now = await db_now(db)
+    ids = await queue.enqueue_batch([Echo(text=str(n)) for n in range(6)])
+    for n, job_id in enumerate(ids):  # the higher the id, the later it failed
+        await set_row(db, job_id, status="failed", finished_at=now - timedelta(minutes=10 - n))
+
+    first = await queue.list_jobs(status="failed", limit=2)
+    assert [job.id for job in first] == [ids[5], ids[4]]
+    assert await queue.retry(ids[4])  # the cursor's job is pending now ...
+    second = await queue.list_jobs(
+        status="failed", limit=2, before_id=ids[4], before_finished_at=first[-1].finished_at
+    )
+    assert [job.id for job in second] == [ids[3], ids[2]]
+    await db.execute("DELETE FROM pgqueue.jobs WHERE id = $1", ids[2])  # ... and this one gone
+    third = await queue.list_jobs(
+        status="failed", limit=2, before_id=ids[2], before_finished_at=second[-1].finished_at
+    )
+    assert [job.id for job in third] == [ids[1], ids[0]]
+
+
 async def test_since_and_until_of_a_finished_status_bound_finished_at_not_created_at(
     queue: Queue, db: asyncpg.Connection
 ) -> None:
@@ -411,8 +435,17 @@ async def test_throughput_refuses_a_window_outside_1_to_1440_minutes(
         await queue.throughput(minutes)
 
 
-async def test_throughput_over_a_whole_day_is_accepted(queue: Queue) -> None:
-    assert await queue.throughput(1440) == []
+async def test_throughput_over_a_whole_day_reaches_its_first_minute(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    inside, _outside = await queue.enqueue_batch([Echo(text="in"), Echo(text="out")])
+    await db.execute(
+        "UPDATE pgqueue.jobs SET status = 'completed', finished_at = date_trunc('minute', now())"
+        " - CASE WHEN id = $1 THEN interval '1439 minutes' ELSE interval '1440 minutes' END",
+        inside,
+    )
+    [minute] = await queue.throughput(1440)
+    assert (minute.minutes_ago, minute.completed) == (1439, 1)  # the other is a minute too old
 
 
 # --- cancel_failed --------------------------------------------------------------------------------
@@ -517,9 +550,15 @@ async def large_table(db: asyncpg.Connection) -> asyncpg.Connection:
 
 
 def page_of(status: str | None, before_id: int | None) -> tuple[object, ...]:
-    """The parameters of list_jobs / list_finished_jobs: status, queue, job_type, since, until,
-    before_id, limit."""
+    """The parameters of list_jobs: status, queue, job_type, since, until, before_id, limit."""
     return (status, None, None, None, None, before_id, 50)
+
+
+def finished_page_of(
+    status: str, before_id: int | None, before_finished_at: datetime | None = None
+) -> tuple[object, ...]:
+    """The parameters of list_finished_jobs: list_jobs's, then before_finished_at."""
+    return (*page_of(status, before_id), before_finished_at)
 
 
 @pytest.mark.parametrize("explainer", [explain, explain_generic], ids=["custom", "generic"])
@@ -529,14 +568,17 @@ async def test_the_failed_list_walks_the_finished_index(
     a_failed_id = await large_table.fetchval(
         "SELECT id FROM pgqueue.jobs WHERE status = 'failed' ORDER BY finished_at DESC OFFSET 100"
     )
+    finished_at = await large_table.fetchval(
+        "SELECT finished_at FROM pgqueue.jobs WHERE id = $1", a_failed_id
+    )
 
-    first_page = await explainer(large_table, "list_finished_jobs", *page_of("failed", None))
-    next_page = await explainer(large_table, "list_finished_jobs", *page_of("failed", a_failed_id))
-
-    for plan in (first_page, next_page):
+    for cursor in ((None, None), (a_failed_id, None), (a_failed_id, finished_at)):
+        plan = await explainer(
+            large_table, "list_finished_jobs", *finished_page_of("failed", *cursor)
+        )
         [scan] = index_scans(plan, "jobs_finished_idx")
-        assert "status" in scan["Index Cond"], scan
-        assert not [node for node in plan if node["Node Type"] == "Seq Scan"], plan
+        assert "status" in scan["Index Cond"], (cursor, scan)
+        assert not [node for node in plan if node["Node Type"] == "Seq Scan"], (cursor, plan)
 
 
 @pytest.mark.parametrize("explainer", [explain, explain_generic], ids=["custom", "generic"])
@@ -573,13 +615,17 @@ async def test_a_finished_page_reads_one_page_of_the_index_however_deep(
         status,
     )
 
-    for before_id in (None, middle):
+    finished_at = await large_table.fetchval(
+        "SELECT finished_at FROM pgqueue.jobs WHERE id = $1", middle
+    )
+
+    for cursor in ((None, None), (middle, None), (middle, finished_at)):
         plan = await explainer(
-            large_table, "list_finished_jobs", *page_of(status, before_id), analyze=True
+            large_table, "list_finished_jobs", *finished_page_of(status, *cursor), analyze=True
         )
         [scan] = index_scans(plan, "jobs_finished_idx")
         # A page of 50, and the next row (which shows that the page's last moment has ended).
-        assert scan["Actual Rows"] <= 51, (before_id, scan)
+        assert scan["Actual Rows"] <= 51, (cursor, scan)
         [limit] = [node for node in plan if node["Node Type"] == "Limit"]
         assert limit["Actual Rows"] == 50
 

@@ -19,14 +19,15 @@ from typing import Any
 
 import asyncpg
 import pytest
-from opentelemetry import trace
+from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from pgqueue import Backoff, Job, Queue, tracing
-from tests.factories import eventually, running
+from tests.factories import eventually, running, status_of
 from tests.jobs import (
     AlwaysFails,
     Echo,
@@ -459,3 +460,34 @@ async def test_a_process_that_does_not_trace_stores_no_context(
     job_id, is_enabled = stdout.decode().split()
     assert is_enabled == "False"
     assert await stored_contexts(db, [int(job_id)]) == [None]
+
+
+class _FailingExtract(TraceContextTextMapPropagator):
+    """A propagator that writes contexts but cannot read them back (a broken custom one)."""
+
+    def extract(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("this propagator cannot read")
+
+
+async def test_a_propagator_that_fails_leaves_the_job_to_run_untraced(
+    queue: Queue, db: asyncpg.Connection, tracing_on: Tracing
+) -> None:
+    # Baggage set by the app stays out of the row: only the trace's own headers are kept.
+    token = context.attach(baggage.set_baggage("user.id", "42"))
+    try:
+        with tracing_on.tracer.start_as_current_span("POST /baggage"):
+            job_id = await queue.enqueue(Echo(text="x"))
+    finally:
+        context.detach(token)
+    [stored] = await stored_contexts(db, [job_id])
+    assert stored is not None
+    assert set(stored) == {"traceparent"}
+
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(_FailingExtract())
+    try:
+        async with running(queue, queues=["tests"]):
+            await eventually(lambda: status_of(db, job_id), until=lambda s: s == "completed")
+    finally:
+        propagate.set_global_textmap(previous)
+    assert tracing_on.spans("process tests") == []
