@@ -50,10 +50,10 @@ from pgqueue.registry import registry
 from pgqueue.retention import Retention
 from pgqueue.schedule import build_schedule
 from pgqueue.settings import resolve_dsn
-from pgqueue.store import JobPage, JobStore
+from pgqueue.store import JobStore
 from pgqueue.tracing import enqueue_span
 
-_MAX_PAGE = 500
+MAX_PAGE = 500  # jobs in one page of list_jobs
 MAX_JOB_ID = 2**63 - 1  # pgqueue.jobs.id is a bigint from 1: other ids name no job
 _DAY_IN_MINUTES = 24 * 60  # the throughput view keeps a day
 
@@ -345,19 +345,18 @@ class Queue:
         so the next page holds even if that job was retried or pruned meanwhile. Fast on
         millions of rows: pages are found by index, never counted.
         """
-        if not 1 <= limit <= _MAX_PAGE:
-            raise ValueError(f"limit must be 1 to {_MAX_PAGE}, got {limit}")
-        page = JobPage(
-            queue=None if queue is None else check_queue_name(queue),
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be 1 to {MAX_PAGE}, got {limit}")
+        return await self.store.list_jobs(
             status=None if status is None else JobStatus(status),
+            queue=None if queue is None else check_queue_name(queue),
             job_type=job_type,
             since=since,
             until=until,
             before_id=before_id,
-            limit=limit,
             before_finished_at=before_finished_at,
+            limit=limit,
         )
-        return await self.store.list_jobs(page=page)
 
     async def job_relations(self, job_id: int) -> JobRelations:
         """A job's parents, the jobs still waiting on it, and the worker holding it."""

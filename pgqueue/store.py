@@ -109,24 +109,6 @@ class QueueDepth:
 
 
 @dataclass(frozen=True)
-class JobPage:
-    """Which jobs a list shows: the filters (None: any), and the page after job ``before_id``.
-
-    For a finished status the list runs from the latest to finish and ``since``/``until``
-    bound ``finished_at``; otherwise from the newest enqueued, bounding ``created_at``.
-    """
-
-    queue: str | None = None
-    status: JobStatus | None = None
-    job_type: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    before_id: int | None = None
-    limit: int = 50
-    before_finished_at: datetime | None = None  # for a finished status: before_id's finished_at
-
-
-@dataclass(frozen=True)
 class ClaimedJob:
     """A job this worker now holds, as the claim returned it."""
 
@@ -430,15 +412,26 @@ class JobStore:
         rows = await self.pool.fetch(queries["list_failed_jobs"].sql, queue, job_type, limit)
         return [JobRecord.model_validate(dict(row)) for row in rows]
 
-    async def list_jobs(self, *, page: JobPage) -> list[JobSummary]:
-        filters = (page.status, page.queue, page.job_type, page.since, page.until)
-        if page.status is not None and page.status.is_finished:
-            cursor = (page.before_id, page.limit, page.before_finished_at)
-            rows = await self.pool.fetch(queries["list_finished_jobs"].sql, *filters, *cursor)
+    async def list_jobs(
+        self,
+        *,
+        status: JobStatus | None,
+        queue: str | None,
+        job_type: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        before_id: int | None,
+        before_finished_at: datetime | None,
+        limit: int,
+    ) -> list[JobSummary]:
+        """A finished status is listed by (finished_at, id), ``before_finished_at`` being the
+        cursor's finished_at; any other by id, and ``before_finished_at`` is not used."""
+        parameters: tuple[object, ...] = (status, queue, job_type, since, until, before_id, limit)
+        if status is not None and status.is_finished:
+            sql, parameters = queries["list_finished_jobs"].sql, (*parameters, before_finished_at)
         else:
-            rows = await self.pool.fetch(
-                queries["list_jobs"].sql, *filters, page.before_id, page.limit
-            )
+            sql = queries["list_jobs"].sql
+        rows = await self.pool.fetch(sql, *parameters)
         return [JobSummary.model_validate(dict(row)) for row in rows]
 
     async def job_relations(self, *, id: int) -> JobRelations | None:

@@ -31,7 +31,7 @@ import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, Self
 from uuid import UUID
 
 if TYPE_CHECKING:
@@ -100,13 +100,11 @@ class _NewRow(Protocol):
     def job_type(self) -> str: ...
 
 
-class EnqueueSpan:
-    """An enqueue's span: ``carrier`` is the JSON text to store in the rows (None: nothing to
-    store). This base class is the no-op used while tracing is off."""
+class _Untraced:
+    """A span that records nothing: the base of both kinds, and what they are while tracing is
+    off."""
 
-    carrier: str | None = None
-
-    def __enter__(self) -> EnqueueSpan:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -116,6 +114,13 @@ class EnqueueSpan:
         tb: TracebackType | None,
     ) -> bool | None:
         return None
+
+
+class EnqueueSpan(_Untraced):
+    """An enqueue's span: ``carrier`` is the JSON text to store in the rows (None: nothing to
+    store). This base class is the no-op used while tracing is off."""
+
+    carrier: str | None = None
 
     def enqueued(self, job_id: int, *, existing: bool) -> None:
         """The job one enqueue inserted, or the live job holding its unique_key."""
@@ -157,7 +162,7 @@ class _TracedEnqueue(EnqueueSpan):
             attributes=attributes,
         )
 
-    def __enter__(self) -> EnqueueSpan:
+    def __enter__(self) -> Self:
         from opentelemetry import propagate
 
         self._span = self._scope.__enter__()
@@ -203,20 +208,9 @@ class _ClaimedRow(Protocol):
     def trace_context(self) -> str | None: ...
 
 
-class JobSpan:
+class JobSpan(_Untraced):
     """An attempt's span, as the executor tells it how the attempt went. This base class is the
     no-op used while tracing is off."""
-
-    def __enter__(self) -> JobSpan:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        return None
 
     def failed(self, error: BaseException) -> None:
         """The attempt failed with ``error`` (retried or not)."""
@@ -270,7 +264,7 @@ class _TracedJob(JobSpan):
             set_status_on_exception=False,
         )
 
-    def __enter__(self) -> JobSpan:
+    def __enter__(self) -> Self:
         self._span = self._scope.__enter__()
         return self
 

@@ -19,13 +19,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pgqueue.enqueue import UNIQUE_KEY_MAX_BYTES
 from pgqueue.errors import InvalidJob, JobNotFound
 from pgqueue.job import check_queue_name
-from pgqueue.queue import MAX_JOB_ID, Queue
+from pgqueue.queue import MAX_JOB_ID, MAX_PAGE, Queue
 from pgqueue.records import JobStatus, JobSummary, QueueSummary
 from pgqueue.registry import registry
 
 PAGE_SIZE = 50
+RETRY_RULE = "only a failed or cancelled job can be retried"
+CANCEL_RULE = "only a pending or running job can be cancelled"
 MAX_BODY_BYTES = 16 * 2**20  # an enqueue's body; payloads that big belong in a table
 MAX_DELAY = 100 * 365.25 * 24 * 3600  # seconds: a century
 #: PostgreSQL's text cannot hold NUL: a filter or key with one is refused, not sent.
@@ -56,8 +59,11 @@ class EnqueueRequest(BaseModel):
         le=MAX_DELAY,
         description="seconds before it may run (100 years at most)",
     )
-    # At most 2,000 bytes of UTF-8: the unique index takes keys of up to 2,704.
-    unique_key: str | None = Field(default=None, min_length=1, max_length=500, pattern=NO_NUL)
+    # Characters that fit UNIQUE_KEY_MAX_BYTES however they encode (up to 4 bytes each), so
+    # the document promises only keys that enqueue accepts.
+    unique_key: str | None = Field(
+        default=None, min_length=1, max_length=UNIQUE_KEY_MAX_BYTES // 4, pattern=NO_NUL
+    )
 
 
 class Enqueued(BaseModel):
@@ -119,7 +125,7 @@ class ListFilters(BaseModel):
     until: Annotated[datetime, AfterValidator(_in_utc)] | None = None
     before_id: int | None = Field(default=None, ge=1, le=MAX_JOB_ID)
     before_finished_at: Annotated[datetime, AfterValidator(_in_utc)] | None = None
-    limit: int = Field(default=PAGE_SIZE, ge=1, le=500)
+    limit: int = Field(default=PAGE_SIZE, ge=1, le=MAX_PAGE)
 
     @classmethod
     def from_query(cls, request: Request) -> ListFilters:
@@ -237,14 +243,14 @@ async def retry(request: Request) -> Response:
     queue, job_id = queue_of(request), job_id_of(request)
     if await queue.retry(job_id):
         return _json(Changed(id=job_id, status=JobStatus.PENDING))
-    return await _refused(queue, job_id, "only a failed or cancelled job can be retried")
+    return await _refused(queue, job_id, RETRY_RULE)
 
 
 async def cancel(request: Request) -> Response:
     queue, job_id = queue_of(request), job_id_of(request)
     if await queue.cancel(job_id):
         return _json(Changed(id=job_id, status=JobStatus.CANCELLED))
-    return await _refused(queue, job_id, "only a pending or running job can be cancelled")
+    return await _refused(queue, job_id, CANCEL_RULE)
 
 
 async def _refused(queue: Queue, job_id: int, rule: str) -> Response:

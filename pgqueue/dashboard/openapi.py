@@ -12,7 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pgqueue.dashboard.api import (
+    CANCEL_RULE,
     NO_NUL,
+    PAGE_SIZE,
+    RETRY_RULE,
     Changed,
     Enqueued,
     EnqueueRequest,
@@ -21,7 +24,7 @@ from pgqueue.dashboard.api import (
     QueueName,
     StatsResponse,
 )
-from pgqueue.queue import MAX_JOB_ID
+from pgqueue.queue import MAX_JOB_ID, MAX_PAGE
 from pgqueue.records import JobRecord, JobStatus
 
 _REF = "#/components/schemas/{model}"
@@ -77,7 +80,11 @@ _LIST_PARAMETERS = [
         {"type": "string", "format": "date-time"},
         "for a finished status, with before_id: that job's finished_at (next_before_finished_at)",
     ),
-    _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "jobs per page (50)"),
+    _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+        f"jobs per page ({PAGE_SIZE})",
+    ),
 ]
 
 
@@ -183,12 +190,8 @@ def _document() -> dict[str, Any]:
                     },
                 }
             },
-            "/api/jobs/{job_id}/retry": _action(
-                "retry", "only a failed or cancelled job can be retried"
-            ),
-            "/api/jobs/{job_id}/cancel": _action(
-                "cancel", "only a pending or running job can be cancelled"
-            ),
+            "/api/jobs/{job_id}/retry": _action("retry", RETRY_RULE),
+            "/api/jobs/{job_id}/cancel": _action("cancel", CANCEL_RULE),
         },
         "components": {"schemas": schemas["$defs"]},
     }

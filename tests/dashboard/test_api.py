@@ -331,12 +331,13 @@ async def test_retry_of_a_failed_job_puts_it_back_to_pending_with_fresh_attempts
     assert (row["status"], row["attempts"]) == ("pending", 0)
 
 
-async def test_retry_of_a_completed_job_answers_409_naming_its_status(
-    client: httpx.AsyncClient, queue: Queue, db: asyncpg.Connection
+@pytest.mark.parametrize("action", ["retry", "cancel"])
+async def test_an_action_on_a_completed_job_answers_409_naming_its_status(
+    client: httpx.AsyncClient, queue: Queue, db: asyncpg.Connection, action: str
 ) -> None:
     job_id = await completed_job(queue, db)
 
-    response = await client.post(f"/api/jobs/{job_id}/retry", headers=JSON)
+    response = await client.post(f"/api/jobs/{job_id}/{action}", headers=JSON)
 
     assert response.status_code == 409, response.text
     assert response.json()["detail"].startswith(f"job {job_id} is completed")
@@ -353,18 +354,6 @@ async def test_cancel_of_a_pending_job_cancels_it(
     assert response.status_code == 200, response.text
     assert response.json() == {"id": job_id, "status": "cancelled"}
     assert await status_of(db, job_id) == "cancelled"
-
-
-async def test_cancel_of_a_completed_job_answers_409_naming_its_status(
-    client: httpx.AsyncClient, queue: Queue, db: asyncpg.Connection
-) -> None:
-    job_id = await completed_job(queue, db)
-
-    response = await client.post(f"/api/jobs/{job_id}/cancel", headers=JSON)
-
-    assert response.status_code == 409, response.text
-    assert response.json()["detail"].startswith(f"job {job_id} is completed")
-    assert await status_of(db, job_id) == "completed"
 
 
 async def test_an_action_on_an_id_that_names_no_job_answers_404(
