@@ -42,6 +42,7 @@ class Completer:
         self._on_written = on_written
         self._pending: list[tuple[ClaimedJob, str | None]] = []
         self._has_pending = asyncio.Event()
+        self._writing = asyncio.Lock()  # held while a batch is in flight
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -115,6 +116,10 @@ class Completer:
 
     async def flush(self) -> None:
         """Write every buffered success."""
+        async with self._writing:
+            await self._write_pending()
+
+    async def _write_pending(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
             self._has_pending.clear()
@@ -152,7 +157,10 @@ class Completer:
         """Stop the flush loop and make a last attempt at writing what is left."""
         self._stopping = True
         if self._task is not None:
-            self._task.cancel()
+            # Never while a batch is in flight: its rows may be written by the time the reply
+            # is lost to the cancellation, and the batch would be sent again.
+            async with self._writing:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         try:
