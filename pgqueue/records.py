@@ -144,6 +144,7 @@ class WorkerRecord(_Record):
     concurrency: int
     started_at: datetime
     heartbeat_at: datetime
+    heartbeat_timeout: timedelta | None  # its lease; None: a worker of pgqueue 0007 or before
     job_ids: list[int]
 
 

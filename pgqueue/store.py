@@ -344,11 +344,13 @@ class JobStore:
         pid: int,
         queues: Sequence[str],
         concurrency: int,
+        heartbeat_timeout: timedelta,
         connection: asyncpg.Connection,
     ) -> None:
-        """Register the worker, or refresh its heartbeat, on the worker's own connection."""
+        """Register the worker with its lease, or refresh its heartbeat, on the worker's own
+        connection."""
         await connection.execute(
-            queries["heartbeat_worker"].sql, id, host, pid, queues, concurrency
+            queries["heartbeat_worker"].sql, id, host, pid, queues, concurrency, heartbeat_timeout
         )
 
     async def deregister_worker(self, *, id: UUID) -> None:

@@ -274,14 +274,19 @@ def clear(queue: str | None, status_: str, yes: bool, dsn: str | None) -> None:
 @dsn_option
 @json_option
 def workers(dsn: str | None, as_json: bool) -> None:
-    """Live workers: where they run, their queues, their last heartbeat and the jobs they hold."""
+    """Live workers: where they run, their queues, their last heartbeat, their lease (how long a
+    silence makes them count as dead) and the jobs they hold."""
     found = with_queue(dsn, lambda q: q.workers())
     if as_json:
         emit_json(found)
         return
-    rows = [w.model_dump() for w in found]
+    rows = [{**w.model_dump(), "lease": _seconds(w.heartbeat_timeout)} for w in found]
     emit_table(
         rows,
-        ["id", "host", "pid", "queues", "concurrency", "heartbeat_at", "job_ids"],
+        ["id", "host", "pid", "queues", "concurrency", "heartbeat_at", "lease", "job_ids"],
         title="workers",
     )
+
+
+def _seconds(duration: timedelta | None) -> str | None:
+    return None if duration is None else f"{duration.total_seconds():g}s"

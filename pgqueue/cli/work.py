@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -14,13 +15,15 @@ import click
 
 from pgqueue.cli import dsn_option, log_format_option, log_level_option
 from pgqueue.cli.ops import retention_from, retention_options
+from pgqueue.job import check_queue_name
 from pgqueue.limits import QueueLimit
 from pgqueue.logs import LogFormat, configure_logging
 from pgqueue.queue import Queue
 from pgqueue.registry import load_app
 from pgqueue.settings import redact_dsn, resolve_dsn
 from pgqueue.worker import Worker
-from pgqueue.worker.supervisor import Supervisor
+from pgqueue.worker.supervisor import Supervisor, SupervisorLink
+from pgqueue.worker.worker import check_heartbeat
 
 log = logging.getLogger("pgqueue")
 
@@ -135,8 +138,17 @@ def _split(value: str | None) -> list[str] | None:
     type=click.FloatRange(min=0, min_open=True),
     default=30.0,
     show_default=True,
-    help="Seconds without a heartbeat after which a worker counts as dead and its jobs are "
-    "rescued.",
+    help="This worker's lease: seconds without a heartbeat after which it counts as dead and "
+    "its jobs are rescued. Each worker is judged by its own.",
+)
+@click.option(
+    "--blocked-loop-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    help="Seconds the event loop may stay blocked (an async handler that never awaits) before "
+    "this worker stops heartbeating, so that it counts as dead and its jobs are rescued once "
+    "its lease (--heartbeat-timeout) runs out. Shorter blocks keep the heartbeat going.",
 )
 @click.option(
     "--queue-limits",
@@ -182,9 +194,11 @@ def work(
     puts the rest back to pending.
     """
     configure_logging(log_level, log_format)
+    workers = options.pop("workers")
+    listen_dsn = options.pop("listen_dsn")
+    options = _worker_options(queues, options)  # checked before anything connects or starts
     for app in _split(apps) or []:
         load_app(app)
-    workers = options.pop("workers")
     if workers > 1:
         resolved = resolve_dsn(dsn)
         log.info(
@@ -195,6 +209,12 @@ def work(
         )
         slot_args = partial(child_args, sys.argv[2:], metrics_port=options["metrics_port"])
         sys.exit(asyncio.run(Supervisor(slot_args, workers).run()))
+    asyncio.run(_work(dsn, listen_dsn, **options))
+
+
+def _worker_options(queues: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The flags as Worker keywords; a UsageError for values that do not fit together."""
+    options["queues"] = _split(queues)
     options["timeout"] = options.pop("job_timeout")
     options["listen"] = not options.pop("no_listen")
     if options["poll_interval"] is None:
@@ -203,7 +223,16 @@ def work(
     options["queue_limits"] = queue_limits_from(
         options.pop("queue_limits"), options.pop("queue_rates")
     )
-    asyncio.run(_work(dsn, queues=_split(queues), **options))
+    try:
+        check_heartbeat(
+            timedelta(seconds=options["heartbeat_interval"]),
+            timedelta(seconds=options["heartbeat_timeout"]),
+        )
+        for name in [*(options["queues"] or []), *options["queue_limits"]]:
+            check_queue_name(name)
+    except ValueError as error:  # InvalidQueueName is one too
+        raise click.UsageError(str(error)) from error
+    return options
 
 
 def queue_limits_from(concurrency: str | None, rates: str | None) -> dict[str, QueueLimit]:
@@ -245,8 +274,6 @@ async def _work(dsn: str | None, listen_dsn: str | None, **options: Any) -> None
         pgbouncer=listen_dsn is not None or not options["listen"],
         listen_dsn=listen_dsn,
     ) as queue:
-        try:
-            worker = Worker(queue, **options)
-        except ValueError as error:  # options that do not fit together
-            raise click.UsageError(str(error)) from error
-        await worker.run()
+        worker = Worker(queue, **options)
+        link = SupervisorLink.inherited()  # set when `--workers N` started this process
+        await (worker.run() if link is None else link.run(worker))

@@ -1,7 +1,8 @@
 """Housekeeping every live worker does, so no job stays ``running`` without a living owner.
 
-- Rescue: jobs held by a worker whose heartbeat expired go back to pending (the attempt
-  counted) or to failed if it was their last attempt; the dead workers' rows are removed.
+- Rescue: jobs held by a worker whose lease ran out (each worker declares its own) go back to
+  pending (the attempt counted) or to failed if it was their last attempt; the dead workers'
+  rows are removed.
 - Reconcile: jobs running under this worker that it does not hold (a claim that committed
   while its reply was lost with the connection) go back to pending.
 - Prune: finished jobs past their retention are deleted, a few small batches per round, by one
@@ -74,7 +75,7 @@ class Maintenance:
         )
         if rescued:
             log.warning(
-                "rescued %s jobs from workers whose heartbeat expired: %s", len(rescued), rescued
+                "rescued %s jobs from workers whose lease ran out: %s", len(rescued), rescued
             )
             self._on_rescued(len(rescued))
         await self._store.delete_expired_workers(heartbeat_timeout=self._heartbeat_timeout)

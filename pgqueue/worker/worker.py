@@ -30,6 +30,7 @@ from pgqueue.worker.executor import ErrorHook, JobExecutor, RetryPolicy
 from pgqueue.worker.fetcher import Fetcher
 from pgqueue.worker.heartbeat import Heartbeat
 from pgqueue.worker.listener import Listener
+from pgqueue.worker.loop_watch import LoopWatch
 from pgqueue.worker.maintenance import Maintenance
 from pgqueue.worker.scheduler import Scheduler
 
@@ -65,6 +66,7 @@ class Worker:
         shutdown_grace: timedelta | float = timedelta(seconds=30),
         heartbeat_interval: timedelta | float = timedelta(seconds=5),
         heartbeat_timeout: timedelta | float = timedelta(seconds=30),
+        blocked_loop_timeout: timedelta | float = timedelta(minutes=5),
         retention: Retention | None = Retention(),  # noqa: B008 - immutable
         listen: bool = True,
         queue_limits: Mapping[str, int | QueueLimit] | None = None,
@@ -92,8 +94,8 @@ class Worker:
         self._grace = _positive(shutdown_grace, "shutdown_grace", allow_zero=True)
         self._heartbeat_interval = _positive(heartbeat_interval, "heartbeat_interval")
         self._heartbeat_timeout = _positive(heartbeat_timeout, "heartbeat_timeout")
-        if self._heartbeat_timeout <= self._heartbeat_interval:
-            raise ValueError("heartbeat_timeout must be longer than heartbeat_interval")
+        check_heartbeat(self._heartbeat_interval, self._heartbeat_timeout)
+        self._blocked_loop_timeout = _positive(blocked_loop_timeout, "blocked_loop_timeout")
         self._retention = retention  # None: this worker does not prune
         self._listen = listen  # False: poll only (PgBouncer in transaction mode)
         self._queue_limits = {
@@ -113,6 +115,7 @@ class Worker:
         self._hurry = asyncio.Event()
         self._finished = asyncio.Event()
         self._finished.set()
+        self._started = asyncio.Event()
 
     def on_error(self, hook: ErrorHook) -> ErrorHook:
         """Call ``hook(job, exc)`` (sync or async) after a job's attempt fails;
@@ -149,7 +152,15 @@ class Worker:
             if self._listen
             else None
         )
-        heartbeat = Heartbeat(store, self.id, queues, self._concurrency, self._heartbeat_interval)
+        heartbeat = Heartbeat(
+            store,
+            self.id,
+            queues,
+            self._concurrency,
+            interval=self._heartbeat_interval,
+            lease=self._heartbeat_timeout,
+            watch=LoopWatch(asyncio.get_running_loop(), hung_after=self._blocked_loop_timeout),
+        )
         scheduler = Scheduler(
             store, declared=self._registry.schedules(), poll_interval=self._poll_interval
         )
@@ -173,6 +184,7 @@ class Worker:
                     await listener.start()
                 completer.start()
                 await heartbeat.start()  # registered last: a worker row means it is listening
+                self._started.set()
                 maintenance.start()
                 await scheduler.start()
                 await fetcher.run()
@@ -192,7 +204,12 @@ class Worker:
                         await metrics_server.stop()
                 finally:  # stop() waits on this, whatever went wrong above
                     self._fetcher = None
+                    self._started.clear()
                     self._finished.set()
+
+    async def wait_started(self) -> None:
+        """Return once ``run()`` has registered this worker (its row is in pgqueue.workers)."""
+        await self._started.wait()
 
     def _work_plan(self) -> tuple[list[str], list[str]]:
         """The queues to serve and the job types this process can run."""
@@ -253,7 +270,8 @@ class Worker:
         await self._finished.wait()
 
     def _start(self, executor: JobExecutor, job: ClaimedJob) -> None:
-        task = asyncio.create_task(executor.run(job), name=f"pgqueue-job-{job.id}")
+        # Named for the operator: the loop watch reports the task that blocks the loop by its name.
+        task = asyncio.create_task(executor.run(job), name=f"job {job.id} ({job.job_type})")
         self._active[job.id] = task
         task.add_done_callback(lambda t: self._finish(job.id, t))
 
@@ -363,6 +381,15 @@ def _default_prefetch(concurrency: int) -> int:
     few enough that jobs do not sit claimed here while another worker could run them (or a
     more urgent job, enqueued later, waits behind them). None below 4 slots."""
     return min(50, concurrency // 4)
+
+
+def check_heartbeat(interval: timedelta, timeout: timedelta) -> None:
+    """A lease must outlast the pause between two beats."""
+    if timeout <= interval:
+        raise ValueError(
+            f"heartbeat_timeout ({timeout.total_seconds():g}s) must be longer than "
+            f"heartbeat_interval ({interval.total_seconds():g}s)"
+        )
 
 
 def _positive(value: timedelta | float, what: str, *, allow_zero: bool = False) -> timedelta:

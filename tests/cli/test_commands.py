@@ -188,6 +188,12 @@ async def test_workers_lists_each_worker_with_the_jobs_it_holds(
 
     [worker] = json.loads((await pgqueue("workers", "--json")).stdout)
     assert (worker["id"], worker["host"], worker["job_ids"]) == (str(worker_id), "box", [job_id])
+    assert worker["heartbeat_timeout"] is None  # registered as code before revision 0008 does
+
+    await db.execute("UPDATE pgqueue.workers SET heartbeat_timeout = interval '45 s'")
+    header, row = (await pgqueue("workers")).stdout.splitlines()
+    lease = dict(zip(header.split("\t"), row.split("\t"), strict=True))["lease"]
+    assert lease == "45s"
 
 
 @pytest.mark.parametrize(

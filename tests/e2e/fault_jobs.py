@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 from pgqueue import Job
 from tests.jobs import record
@@ -47,3 +48,20 @@ class PacedNote(Job, queue="tests"):
     async def handle(self) -> None:
         await asyncio.sleep(self.pause)
         record(self.log_path, str(self.context.job_id))
+
+
+class BlocksTheLoop(Job, queue="tests"):
+    """An ``async def`` handler that blocks its worker's event loop (as a CPU-bound call or a
+    stray ``time.sleep()`` does) on the attempts in ``blocking_attempts``."""
+
+    log_path: str
+    seconds: float
+    blocking_attempts: list[int] = [1]  # noqa: RUF012 - pydantic copies field defaults
+
+    async def handle(self) -> int:
+        attempt = self.context.attempt
+        record(self.log_path, f"start {self.context.job_id} {attempt}")
+        if attempt in self.blocking_attempts:
+            time.sleep(self.seconds)  # noqa: ASYNC251 - blocking the loop is the point
+        record(self.log_path, f"end {self.context.job_id} {attempt}")
+        return attempt

@@ -128,3 +128,31 @@ def test_unimportable_app_is_a_clear_error() -> None:
     )
     assert result.returncode == 1
     assert "cannot import the app module 'no_such_module_here'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (
+            ["--heartbeat-interval", "5", "--heartbeat-timeout", "2"],
+            "heartbeat_timeout (2s) must be longer than heartbeat_interval (5s)",
+        ),
+        (["--queues", "tests,no spaces"], "queue name 'no spaces' is invalid"),
+        (["--queue-limits", "bad name=3"], "queue name 'bad name' is invalid"),
+        (["--blocked-loop-timeout", "0"], "--blocked-loop-timeout"),
+    ],
+)
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_work_checks_its_options_before_it_connects_or_starts_workers(
+    flags: list[str], says: str, processes: str
+) -> None:
+    # Nothing listens on port 1: a connection attempt would fail with "cannot reach".
+    result = pgqueue_command(
+        "work", "--app", "tests.jobs", "--workers", processes, *flags,
+        dsn="postgresql://nobody@127.0.0.1:1/none",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr
+    assert "cannot reach" not in result.stderr
+    assert "worker processes" not in result.stderr  # no supervisor started
+    assert "Traceback" not in result.stderr

@@ -49,8 +49,9 @@ INSTALLED = {
     "job_status": True,
     # enqueue, enqueue_batch, cancel_job, retry_job, retry_failed_jobs; since 0005 enqueue_job,
     # claim_jobs, complete_jobs, fail_job, rescue_expired_jobs, clear_jobs, settle_dependents,
-    # notify_freed_slots, unique_key_is_taken, release_expired_unique_keys, enqueue_schedule_ticks
-    "functions": 16,
+    # notify_freed_slots, unique_key_is_taken, release_expired_unique_keys, enqueue_schedule_ticks;
+    # since 0008 worker_lease, keep_leased_workers, deregister_worker
+    "functions": 19,
     "versions": [SCHEMA_REVISION],
 }
 REMOVED = {"jobs": False, "workers": False, "job_status": False, "functions": 0, "versions": []}
@@ -100,6 +101,9 @@ async def schema_definition(dsn: str) -> dict[str, list[tuple[str, ...]]]:
         " JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'pgqueue' ORDER BY 1",
         "views": "SELECT viewname::text, definition FROM pg_views"
         " WHERE schemaname = 'pgqueue' ORDER BY 1",
+        "triggers": "SELECT tgname::text, pg_get_triggerdef(t.oid) FROM pg_trigger t"
+        " JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'pgqueue' AND NOT t.tgisinternal ORDER BY 1",
         "grants": GRANTS,
     }
     connection = await asyncpg.connect(dsn)
@@ -122,6 +126,20 @@ async def test_downgrading_0007_restores_the_0006_schema_exactly(empty_dsn: str)
 
     assert await schema_definition(empty_dsn) == before
     assert ("jobs", "trace_context", "jsonb", "", "YES") in upgraded["columns"]
+    assert upgraded["functions"] != before["functions"]
+
+
+async def test_downgrading_0008_restores_the_0007_schema_exactly(empty_dsn: str) -> None:
+    await upgrade(empty_dsn, "0007")
+    before = await schema_definition(empty_dsn)
+
+    await upgrade(empty_dsn, "0008")
+    upgraded = await schema_definition(empty_dsn)
+    await downgrade(empty_dsn, "0007")
+
+    assert await schema_definition(empty_dsn) == before
+    assert ("workers", "heartbeat_timeout", "interval", "", "YES") in upgraded["columns"]
+    assert [name for name, _ in upgraded["triggers"]] == ["workers_keep_leased"]
     assert upgraded["functions"] != before["functions"]
 
 

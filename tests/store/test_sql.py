@@ -517,18 +517,28 @@ async def test_worker_registers_with_its_first_heartbeat_and_deregisters(
 ) -> None:
     worker_id = uuid4()
 
-    worker = {"id": worker_id, "host": "box", "pid": 42, "queues": ["tests", "default"]}
-    await queue.store.heartbeat_worker(**worker, concurrency=8, connection=db)
-    row = await db.fetchrow("SELECT host, pid, queues, concurrency FROM pgqueue.workers")
+    worker = {
+        "id": worker_id,
+        "host": "box",
+        "pid": 42,
+        "queues": ["tests", "default"],
+        "concurrency": 8,
+        "heartbeat_timeout": timedelta(seconds=30),
+    }
+    await queue.store.heartbeat_worker(**worker, connection=db)
+    row = await db.fetchrow(
+        "SELECT host, pid, queues, concurrency, heartbeat_timeout FROM pgqueue.workers"
+    )
     assert dict(row or {}) == {
         "host": "box",
         "pid": 42,
         "queues": ["tests", "default"],
         "concurrency": 8,
+        "heartbeat_timeout": timedelta(seconds=30),
     }
 
     await db.execute("UPDATE pgqueue.workers SET heartbeat_at = now() - interval '1 h'")
-    await queue.store.heartbeat_worker(**worker, concurrency=8, connection=db)  # an update
+    await queue.store.heartbeat_worker(**worker, connection=db)  # an update
     assert await db.fetchval("SELECT count(*) FROM pgqueue.workers") == 1
     assert await db.fetchval(
         "SELECT heartbeat_at > now() - interval '1 min' FROM pgqueue.workers WHERE id = $1",
