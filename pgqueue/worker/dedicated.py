@@ -1,4 +1,4 @@
-"""A connection kept by one of the worker's loops (claims, completions) for itself.
+"""A connection kept by one of the worker's loops (claims, completions, heartbeats) for itself.
 
 Outside the pool, so each statement costs one round trip, not three (acquire, statement, and
 the pool's reset on release), and a busy pool never delays a claim. A statement that fails

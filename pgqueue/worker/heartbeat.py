@@ -23,9 +23,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID
 
-import asyncpg
-
 from pgqueue.store import JobStore
+from pgqueue.worker.dedicated import DedicatedConnection
 from pgqueue.worker.loop_watch import LoopWatch
 
 log = logging.getLogger("pgqueue.worker")
@@ -52,7 +51,7 @@ class Heartbeat:
         self._interval = interval.total_seconds()
         self._lease = lease
         self._watch = watch
-        self._connection: asyncpg.Connection | None = None  # the thread's, on the thread's loop
+        self._connection = DedicatedConnection(store)  # used on the thread's own loop only
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -90,7 +89,7 @@ class Heartbeat:
             registered.set_result(None)
             self._keep_beating(loop)
         finally:
-            loop.run_until_complete(self._close())
+            loop.run_until_complete(self._connection.close())
             loop.close()
 
     def _keep_beating(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -105,39 +104,17 @@ class Heartbeat:
             try:
                 loop.run_until_complete(self._beat())
             except Exception as error:
-                log.warning("heartbeat failed (%s); retrying in %ss", error, self._interval)
+                log.warning("heartbeat failed (%r); retrying in %ss", error, self._interval)
 
     async def _beat(self) -> None:
-        try:
-            # Bounded by the lease: past it the worker counts as dead anyway.
-            async with asyncio.timeout(self._lease.total_seconds()):
-                await self._beat_on_connection()
-        except BaseException:
-            self._drop_connection()  # the next beat takes a fresh one
-            raise
-
-    async def _beat_on_connection(self) -> None:
-        if self._connection is None:
-            self._connection = await self._store.open_connection()
-        await self._store.heartbeat_worker(
-            id=self._worker_id,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            queues=self._queues,
-            concurrency=self._concurrency,
-            heartbeat_timeout=self._lease,
-            connection=self._connection,
-        )
-
-    def _drop_connection(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.terminate()  # it may be broken: no goodbye round trip
-
-    async def _close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            try:
-                await connection.close(timeout=5)
-            except Exception:  # already broken: nothing to say goodbye to
-                connection.terminate()
+        # Bounded by the lease: past it the worker counts as dead anyway.
+        async with asyncio.timeout(self._lease.total_seconds()), self._connection.use() as conn:
+            await self._store.heartbeat_worker(
+                id=self._worker_id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                queues=self._queues,
+                concurrency=self._concurrency,
+                heartbeat_timeout=self._lease,
+                connection=conn,
+            )
