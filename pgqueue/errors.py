@@ -2,6 +2,7 @@
 
 PgQueueError
 ├── ConfigurationError      settings, DSN or embedded server unusable
+│   └── InvalidDsn (ValueError) the DSN is not a PostgreSQL URL asyncpg can use
 ├── SchemaNotInstalled      the database has no pgqueue schema: run `pgqueue migrate`
 ├── SchemaOutdated          the schema is older than this pgqueue: run `pgqueue migrate`
 ├── InvalidJob (ValueError) enqueue input rejected before anything is written
@@ -25,6 +26,10 @@ class PgQueueError(Exception):
 
 class ConfigurationError(PgQueueError):
     """A setting, the DSN or the embedded server cannot be used."""
+
+
+class InvalidDsn(ConfigurationError, ValueError):
+    """The DSN is not a PostgreSQL URL that asyncpg can use; its message hides any password."""
 
 
 class SchemaNotInstalled(PgQueueError):

@@ -49,7 +49,7 @@ from pgqueue.records import (
 from pgqueue.registry import registry
 from pgqueue.retention import Retention
 from pgqueue.schedule import build_schedule
-from pgqueue.settings import resolve_dsn
+from pgqueue.settings import check_dsn, resolve_dsn
 from pgqueue.store import JobStore
 from pgqueue.tracing import enqueue_span
 
@@ -618,6 +618,8 @@ class _Connect:
 
     async def _open(self) -> Queue:
         cls, dsn, pool_options, listen_dsn = self._args
+        if listen_dsn is not None:
+            check_dsn(listen_dsn, "listen_dsn")
         pool = await asyncpg.create_pool(
             resolve_dsn(dsn).dsn, reset=_leave_session_as_is, **pool_options
         )

@@ -1,4 +1,5 @@
-"""The ``pgqueue`` command. Exit codes: 0 ok, 1 runtime failure, 2 bad usage.
+"""The ``pgqueue`` command. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or input (a
+malformed DSN, a job enqueue refuses).
 
 Expected failures (an unreachable database, a missing schema, bad input) print one line on
 stderr, never a traceback.
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import asyncpg
 import click
 
-from pgqueue.errors import PgQueueError
+from pgqueue.errors import InvalidDsn, InvalidJob, PgQueueError
 from pgqueue.queue import Queue
 from pgqueue.settings import database_address, resolve_dsn
 
@@ -30,8 +31,12 @@ class PgQueueGroup(click.Group):
         arguments = list(ctx.args)  # the subcommand's own, before it parses them
         try:
             return super().invoke(ctx)
+        except (InvalidDsn, InvalidJob) as error:  # bad input: usage, as click's own errors
+            _fail(str(error), status=2)
         except PgQueueError as error:
             _fail(str(error))
+        except asyncpg.ClientConfigurationError as error:  # what only asyncpg checks (certs)
+            _fail(f"the connection settings are not usable: {error}".splitlines()[0], status=2)
         except asyncpg.PostgresError as error:
             _fail(f"the database refused: {error}")
         except OSError as error:  # connection refused, unknown host, socket missing
@@ -51,9 +56,9 @@ def _dsn_flag(arguments: list[str]) -> str | None:
     return None
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, *, status: int = 1) -> None:
     click.echo(f"pgqueue: error: {message}", err=True)
-    sys.exit(1)
+    sys.exit(status)
 
 
 dsn_option = click.option(

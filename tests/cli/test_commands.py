@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from pgqueue import Queue
 from pgqueue.cli import jobs as job_commands
 from pgqueue.cli import main
-from tests.factories import status_of
+from tests.factories import count, status_of
 from tests.jobs import AlwaysFails, Echo, Note
 
 Invoke = Callable[..., Coroutine[Any, Any, Result]]
@@ -142,7 +142,7 @@ async def test_enqueue_by_name_validates_registered_types_and_parses_delays(
         == "tests"
     )
     invalid = await pgqueue("enqueue", "tests.jobs.Note", "--payload", "{}", "--app", "tests.jobs")
-    assert (invalid.exit_code, "log_path" in invalid.stderr) == (1, True)
+    assert (invalid.exit_code, "log_path" in invalid.stderr) == (2, True)  # bad input
     assert (await pgqueue("enqueue", "x", "--payload", "{not json")).exit_code == 2
     assert (await pgqueue("enqueue", "x", "--delay", "soon")).exit_code == 2
     assert await db.fetchval("SELECT count(*) FROM pgqueue.jobs") == 2
@@ -191,7 +191,12 @@ async def test_workers_lists_each_worker_with_the_jobs_it_holds(
 
 
 @pytest.mark.parametrize(
-    "dsn", ["postgresql://u:S3cret@127.0.0.1:1/x", "postgresql://u:S3cret@db.invalid:6543/x"]
+    "dsn",
+    [
+        "postgresql://u:S3cret@127.0.0.1:1/x",
+        "postgresql://u:S3cret@db.invalid:6543/x",
+        "postgresql://u:S3cret@127.0.0.1:1,127.0.0.1:2/x",  # a host list
+    ],
 )
 def test_unreachable_database_is_one_line_naming_host_and_port_and_exit_1(dsn: str) -> None:
     result = CliRunner().invoke(main, ["list", "--dsn", dsn])
@@ -211,3 +216,32 @@ def test_the_cli_registers_no_job_class_of_its_own() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert shown.stdout.strip() == "[]"
+
+
+MALFORMED_DSNS = [
+    ("postgresql://u:S3cret@host:notaport/x", "the port 'notaport' of 'host:notaport'"),
+    ("postgresql://u:S3cret@h/x?sslmode=bogus", "sslmode='bogus' must be one of disable, "),
+    ("host=localhost dbname=x password=S3cret", "takes a URL: postgresql://:***@localhost/x"),
+]
+
+
+@pytest.mark.parametrize(("malformed", "problem"), MALFORMED_DSNS)
+@pytest.mark.parametrize("given_as", ["--dsn", "PGQUEUE_DSN"])
+async def test_a_malformed_dsn_is_one_line_exit_2_and_writes_nothing(
+    queue: Queue, db: asyncpg.Connection, malformed: str, problem: str, given_as: str
+) -> None:
+    await queue.enqueue(Echo(text="before"))
+    flags = ["--dsn", malformed] if given_as == "--dsn" else []
+    env = {"PGQUEUE_DSN": malformed} if given_as == "PGQUEUE_DSN" else {}
+    where = "the DSN" if given_as == "--dsn" else "PGQUEUE_DSN"
+    enqueue = ["enqueue", "tests.jobs.Echo", "--payload", '{"text": "x"}', "--app", "tests.jobs"]
+
+    for command in (["list"], ["status", "1"], enqueue):
+        result = await asyncio.to_thread(CliRunner().invoke, main, [*command, *flags], env=env)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"pgqueue: error: {where} '")
+        assert "is not a usable PostgreSQL URL: " in result.stderr
+        assert problem in result.stderr
+        assert len(result.stderr.splitlines()) == 1
+        assert "S3cret" not in result.output
+    assert await count(db) == 1

@@ -128,3 +128,20 @@ def test_unimportable_app_is_a_clear_error() -> None:
     )
     assert result.returncode == 1
     assert "cannot import the app module 'no_such_module_here'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        "postgresql://u:S3cr3t@host:notaport/x",
+        "postgresql://u:S3cr3t@h/x?sslmode=bogus",
+        "host=localhost dbname=x password=S3cr3t",
+    ],
+)
+def test_a_malformed_dsn_in_the_environment_is_one_line_and_exit_2(malformed: str) -> None:
+    for command in (("list",), ("work", "--app", "tests.jobs")):
+        result = pgqueue_command(*command, dsn=malformed)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("pgqueue: error: PGQUEUE_DSN '")
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert "S3cr3t" not in result.stdout + result.stderr
