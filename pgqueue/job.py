@@ -13,11 +13,15 @@ from uuid import UUID
 
 from pydantic import BaseModel, PrivateAttr, TypeAdapter
 
+# Re-exported: the worker takes its durations from here.
+from pgqueue.durations import as_timedelta as as_timedelta
 from pgqueue.errors import InvalidQueueName
 from pgqueue.registry import registry
 from pgqueue.retry import Backoff
 
 DEFAULT_QUEUE = "default"
+#: The most retries a job may have: its max_attempts (max_retries + 1) is a smallint.
+MAX_RETRIES = 32766
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,63}")
 
 
@@ -28,14 +32,15 @@ def check_queue_name(name: object) -> str:
     return name
 
 
-def as_timedelta(value: timedelta | float | None, what: str) -> timedelta | None:
-    """Accept seconds or a timedelta; reject negative durations with a message naming ``what``."""
-    if value is None:
-        return None
-    delta = value if isinstance(value, timedelta) else timedelta(seconds=value)
-    if delta < timedelta(0):
-        raise ValueError(f"{what} must not be negative, got {value!r}")
-    return delta
+def check_max_retries(max_retries: object) -> int:
+    """``max_retries`` if it is an int from 0 to MAX_RETRIES, else ValueError naming it."""
+    if (
+        isinstance(max_retries, bool)
+        or not isinstance(max_retries, int)
+        or not 0 <= max_retries <= MAX_RETRIES
+    ):
+        raise ValueError(f"max_retries must be an int from 0 to {MAX_RETRIES}, got {max_retries!r}")
+    return max_retries
 
 
 @dataclass(frozen=True)
@@ -118,13 +123,13 @@ class Job(BaseModel):
     ) -> None:
         super().__init_subclass__(**kwargs)
         inherited = cls.job_options
-        if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
-            raise ValueError(f"{cls.__qualname__}: max_retries must be an int >= 0")
         cls.job_options = replace(
             inherited,
             name=name or f"{cls.__module__}.{cls.__qualname__}",
             queue=check_queue_name(queue) if queue is not None else inherited.queue,
-            max_retries=inherited.max_retries if max_retries is None else max_retries,
+            max_retries=inherited.max_retries
+            if max_retries is None
+            else check_max_retries(max_retries),
             timeout=as_timedelta(timeout, "timeout") if timeout is not None else inherited.timeout,
             backoff=_as_backoff(backoff) if backoff is not None else inherited.backoff,
             retry_on=_exception_types(retry_on, "retry_on", inherited.retry_on),

@@ -33,6 +33,7 @@ from pgqueue.errors import (
 from pgqueue.job import Job, check_queue_name
 from pgqueue.limits import QueueLimit
 from pgqueue.records import (
+    MAX_JOB_ID,
     EnqueuedJob,
     JobRecord,
     JobRelations,
@@ -54,7 +55,6 @@ from pgqueue.store import JobStore
 from pgqueue.tracing import enqueue_span
 
 MAX_PAGE = 500  # jobs in one page of list_jobs
-MAX_JOB_ID = 2**63 - 1  # pgqueue.jobs.id is a bigint from 1: other ids name no job
 _DAY_IN_MINUTES = 24 * 60  # the throughput view keeps a day
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import asyncpg
 import click
 
+from pgqueue.durations import as_timedelta
 from pgqueue.errors import InvalidDsn, InvalidJob, PgQueueError
 from pgqueue.queue import Queue
 from pgqueue.settings import database_address, resolve_dsn
@@ -102,9 +103,12 @@ class Duration(_DurationBase):
             seconds = float(number) * self._UNITS[unit]
         except ValueError:
             self.fail(f"{value!r} is not a duration: use e.g. 30, 30s, 15m, 2h or 1d", param, ctx)
-        if seconds < 0:
-            self.fail(f"{value!r} is negative", param, ctx)
-        return timedelta(seconds=seconds)
+        try:  # the checks of every duration pgqueue takes: finite, 0 to a century
+            delta = as_timedelta(seconds, "the duration", shown=value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        assert delta is not None
+        return delta
 
 
 log_level_option = click.option(

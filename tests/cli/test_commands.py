@@ -245,3 +245,58 @@ async def test_a_malformed_dsn_is_one_line_exit_2_and_writes_nothing(
         assert len(result.stderr.splitlines()) == 1
         assert "S3cret" not in result.output
     assert await count(db) == 1
+
+
+BAD_ENQUEUE_FLAGS = {
+    "delay inf": (["--delay", "inf"], "the duration must be a finite number of seconds, got 'inf'"),
+    "delay nan": (["--delay", "nan"], "the duration must be a finite number of seconds, got 'nan'"),
+    "delay 1e300": (["--delay", "1e300"], "the duration must be at most a century (36525 days)"),
+    "delay 99999999d": (["--delay", "99999999d"], "at most a century (36525 days), got '99999"),
+    "priority 99999": (["--priority", "99999"], "priority must be an int from -32767 to 32767"),
+    "priority 2**70": (["--priority", str(2**70)], "priority must be an int from -32767 to"),
+    "depends-on 2**70": (["--depends-on", str(2**70)], "depends_on must hold job ids (positive"),
+}
+
+
+@pytest.mark.parametrize(("flags", "message"), BAD_ENQUEUE_FLAGS.values(), ids=BAD_ENQUEUE_FLAGS)
+@pytest.mark.parametrize(
+    "job", [["elsewhere.Job"], ["tests.jobs.Echo", "--app", "tests.jobs"]], ids=["by name", "app"]
+)
+async def test_enqueue_refuses_nan_infinite_and_out_of_range_flags_with_exit_2(
+    pgqueue: Invoke, db: asyncpg.Connection, job: list[str], flags: list[str], message: str
+) -> None:
+    result = await pgqueue("enqueue", *job, "--payload", '{"text": "x"}', *flags)
+
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert await count(db) == 0
+
+
+@pytest.mark.parametrize(
+    ("job", "message"),
+    [
+        (["elsewhere.Job"], "the elsewhere.Job payload is not JSON: Out of range float values"),
+        (
+            ["tests.jobs.Echo", "--app", "tests.jobs"],
+            "as tests.jobs.Echo: numbers.0: Input should be a finite number",
+        ),
+    ],
+    ids=["by name", "app"],
+)
+async def test_enqueue_refuses_nan_in_the_payload_with_exit_2(
+    pgqueue: Invoke, db: asyncpg.Connection, job: list[str], message: str
+) -> None:
+    result = await pgqueue("enqueue", *job, "--payload", '{"text": "x", "numbers": [NaN]}')
+
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert await count(db) == 0
+
+
+@pytest.mark.parametrize("keep", ["inf", "nan", "1e300"])
+async def test_prune_refuses_an_infinite_or_huge_retention(pgqueue: Invoke, keep: str) -> None:
+    result = await pgqueue("prune", "--keep-completed", keep)
+
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--keep-completed': the duration must be" in result.stderr

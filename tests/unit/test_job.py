@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -157,10 +160,32 @@ def test_invalid_queue_keyword_raises_invalid_queue_name(name: str) -> None:
             async def handle(self) -> None: ...
 
 
-def test_negative_max_retries_keyword_raises_value_error() -> None:
-    with pytest.raises(ValueError, match="max_retries must be an int >= 0"):
+@pytest.mark.parametrize("max_retries", [-1, 32767, 2**70, math.nan, True])
+def test_max_retries_keyword_out_of_range_raises_value_error(max_retries: Any) -> None:
+    with pytest.raises(ValueError, match="max_retries must be an int from 0 to 32766, got "):
 
-        class Negative(Job, max_retries=-1):
+        class Negative(Job, max_retries=max_retries):
+            async def handle(self) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "message"),
+    [
+        ("timeout", math.inf, "timeout must be a finite number of seconds, got inf"),
+        ("timeout", math.nan, "timeout must be a finite number of seconds, got nan"),
+        ("timeout", 1e300, "timeout must be at most a century (36525 days), got 1e+300"),
+        ("timeout", timedelta.max, "timeout must be at most a century"),
+        ("backoff", math.inf, "backoff must be a finite number of seconds, got inf"),
+        ("backoff", math.nan, "backoff must be a finite number of seconds, got nan"),
+        ("backoff", 10**30, "backoff must be at most a century"),
+    ],
+)
+def test_infinite_nan_or_huge_durations_in_class_keywords_raise_value_error(
+    keyword: str, value: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+
+        class Endless(Job, **{keyword: value}):  # type: ignore[misc]
             async def handle(self) -> None: ...
 
 
