@@ -258,6 +258,42 @@ BAD_ENQUEUE_FLAGS = {
 }
 
 
+async def test_enqueue_with_app_refuses_a_type_the_app_does_not_register_with_exit_2(
+    pgqueue: Invoke, db: asyncpg.Connection
+) -> None:
+    result = await pgqueue("enqueue", "tests.jobs.Ech", "--payload", "{}", "--app", "tests.jobs")
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(  # the names other tests registered too follow
+        "pgqueue: error: no job class is registered as 'tests.jobs.Ech' (did you mean "
+        "'tests.jobs.Echo'? registered: "
+    )
+    assert result.stderr.endswith(
+        "check the name and --app tests.jobs, or pass --unchecked to enqueue it for workers "
+        "that know it\n"
+    )
+    assert len(result.stderr.splitlines()) == 1
+    assert await count(db) == 0
+
+
+async def test_enqueue_unchecked_writes_a_type_only_another_service_knows(
+    pgqueue: Invoke, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGQUEUE_APP", "tests.jobs")  # --app from the environment checks too
+    refused = await pgqueue("enqueue", "billing.Invoice", "--payload", '{"n": 1}')
+    assert (refused.exit_code, await count(db)) == (2, 0), refused.output
+
+    result = await pgqueue("enqueue", "billing.Invoice", "--payload", '{"n": 1}', "--unchecked")
+    assert result.exit_code == 0, result.output
+    row = await db.fetchrow("SELECT job_type, payload::text, queue FROM pgqueue.jobs")
+    assert tuple(row) == ("billing.Invoice", '{"n": 1}', "default")
+
+    # --unchecked skips only the name's check: a registered class still validates its payload.
+    invalid = await pgqueue("enqueue", "tests.jobs.Echo", "--payload", "{}", "--unchecked")
+    assert (invalid.exit_code, "text: Field required" in invalid.stderr) == (2, True)
+    assert await count(db) == 1
+
+
 @pytest.mark.parametrize(("flags", "message"), BAD_ENQUEUE_FLAGS.values(), ids=BAD_ENQUEUE_FLAGS)
 @pytest.mark.parametrize(
     "job", [["elsewhere.Job"], ["tests.jobs.Echo", "--app", "tests.jobs"]], ids=["by name", "app"]

@@ -145,3 +145,22 @@ def test_a_malformed_dsn_in_the_environment_is_one_line_and_exit_2(malformed: st
         assert result.stderr.startswith("pgqueue: error: PGQUEUE_DSN '")
         assert len(result.stderr.splitlines()) == 1, result.stderr
         assert "S3cr3t" not in result.stdout + result.stderr
+
+
+async def test_enqueue_of_a_type_the_app_does_not_register_exits_2_writing_nothing(
+    dsn: str,
+) -> None:
+    refused = pgqueue_command("enqueue", "tests.jobs.Nowhere", "--app", "tests.jobs", dsn=dsn)
+    unchecked = pgqueue_command(
+        "enqueue", "tests.jobs.Nowhere", "--app", "tests.jobs", "--unchecked", dsn=dsn
+    )
+
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("pgqueue: error: no job class is registered as ")
+    assert len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert (unchecked.returncode, unchecked.stderr) == (0, "")
+    connection = await asyncpg.connect(dsn)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM pgqueue.jobs") == 1
+    finally:
+        await connection.close()
