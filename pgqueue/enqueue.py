@@ -13,7 +13,13 @@ from pydantic import ValidationError
 
 from pgqueue.durations import MAX_DURATION, as_timedelta
 from pgqueue.errors import InvalidJob, UnregisteredJob
-from pgqueue.job import Job, JobOptions, check_max_retries, check_queue_name
+from pgqueue.job import (
+    Job,
+    JobOptions,
+    check_max_retries,
+    check_queue_name,
+    validation_summary,
+)
 from pgqueue.records import MAX_JOB_ID, EnqueuedJob
 from pgqueue.registry import registry
 from pgqueue.store import NewJob
@@ -85,19 +91,11 @@ def _payload(job: Job) -> str:
         cls.model_validate_json(payload)  # what the worker will load must validate too
     except ValidationError as error:
         raise InvalidJob(
-            f"{cls.__qualname__} payload does not validate: {_summary(error)}"
+            f"{cls.__qualname__} payload does not validate: {validation_summary(error)}"
         ) from error
     except (ValueError, TypeError) as error:
         raise InvalidJob(f"{cls.__qualname__} payload does not validate: {error}") from error
     return payload
-
-
-def _summary(error: ValidationError) -> str:
-    """Pydantic's errors on one line, without the input (a payload may hold secrets)."""
-    return "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}"
-        for e in error.errors(include_url=False, include_context=False, include_input=False)
-    )
 
 
 def prepare_by_name(job_type: str, payload: object, options: EnqueueOptions) -> NewJob:
@@ -112,7 +110,7 @@ def prepare_by_name(job_type: str, payload: object, options: EnqueueOptions) -> 
             job = cls.model_validate(payload)
         except ValidationError as error:
             raise InvalidJob(
-                f"payload does not validate as {job_type}: {_summary(error)}"
+                f"payload does not validate as {job_type}: {validation_summary(error)}"
             ) from error
         return prepare(job, options)
     if not isinstance(payload, dict):

@@ -9,6 +9,7 @@ PgQueueError
 │   ├── InvalidQueueName
 │   └── UnregisteredJob
 ├── DuplicateJobType        two Job classes claim one registered name
+├── InvalidResult (ValueError) handle() returned what its annotation does not allow
 ├── ClaimLost               the worker no longer holds the job (cancelled or rescued)
 ├── JobNotFound (LookupError)
 ├── ScheduleNotFound (LookupError)
@@ -80,6 +81,10 @@ class UnregisteredJob(InvalidJob):
 
 class DuplicateJobType(PgQueueError):
     """Two different Job classes were registered under one name."""
+
+
+class InvalidResult(PgQueueError, ValueError):
+    """handle() returned a value its return annotation does not allow: the attempt fails."""
 
 
 class JobNotFound(PgQueueError, LookupError):

@@ -11,11 +11,11 @@ from functools import cache
 from typing import Any, ClassVar, get_type_hints
 from uuid import UUID
 
-from pydantic import BaseModel, PrivateAttr, TypeAdapter
+from pydantic import BaseModel, PrivateAttr, TypeAdapter, ValidationError
 
 # Re-exported: the worker takes its durations from here.
 from pgqueue.durations import as_timedelta as as_timedelta
-from pgqueue.errors import InvalidQueueName
+from pgqueue.errors import InvalidQueueName, InvalidResult
 from pgqueue.registry import registry
 from pgqueue.retry import Backoff
 
@@ -159,7 +159,8 @@ class Job(BaseModel):
     @classmethod
     def result_adapter(cls) -> TypeAdapter[Any] | None:
         """Validates ``handle()``'s return value; None when it returns nothing."""
-        return _result_adapter(cls)
+        result = _result_type(cls)
+        return None if result is None else result.adapter
 
 
 def _as_backoff(value: Backoff | timedelta | float) -> Backoff:
@@ -184,9 +185,52 @@ def _exception_types(
     return types
 
 
+def result_json(cls: type[Job], returned: Any) -> str | None:
+    """``handle()``'s return value as the JSON of the ``result`` column, None when it is
+    declared to return None. Checked first against the declared type, as ``wait_for()`` and
+    dependent jobs will load it (laxly: "5" for an int is 5): InvalidResult names the type
+    and the value. Without an annotation the value is stored as returned, unchecked."""
+    result = _result_type(cls)
+    if result is None:
+        return None
+    if result.is_checked:
+        try:
+            returned = result.adapter.validate_python(returned)
+        except ValidationError as error:
+            raise InvalidResult(
+                f"{cls.__qualname__}.handle() is declared to return {result.name} but returned "
+                f"{_shorten(repr(returned))} ({type(returned).__qualname__}): "
+                f"{validation_summary(error)}"
+            ) from None
+    return result.adapter.dump_json(returned).decode()
+
+
+def validation_summary(error: ValidationError) -> str:
+    """Pydantic's errors on one line, without the input (a payload may hold secrets)."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+        for e in error.errors(include_url=False, include_context=False, include_input=False)
+    )
+
+
+@dataclass(frozen=True)
+class _ResultType:
+    """What ``handle()`` declares it returns."""
+
+    adapter: TypeAdapter[Any]
+    name: str  # as the annotation reads
+    is_checked: bool  # False without an annotation (Any): nothing to check
+
+
 @cache
-def _result_adapter(cls: type[Job]) -> TypeAdapter[Any] | None:
+def _result_type(cls: type[Job]) -> _ResultType | None:
+    """None when ``handle()`` returns None."""
     returns = get_type_hints(cls.handle).get("return", Any)
     if returns is type(None):
         return None
-    return TypeAdapter(returns)
+    name = returns.__qualname__ if isinstance(returns, type) else repr(returns)
+    return _ResultType(TypeAdapter(returns), name.replace("typing.", ""), returns is not Any)
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
