@@ -8,7 +8,9 @@ stderr, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -23,6 +25,8 @@ from pgqueue.queue import Queue
 from pgqueue.settings import database_address, resolve_dsn
 
 T = TypeVar("T")
+
+_KILLED_BY_SIGPIPE = 141  # 128 + SIGPIPE (13): the status shells report for `yes | head -1`
 
 log = logging.getLogger("pgqueue")
 
@@ -40,6 +44,8 @@ class PgQueueGroup(click.Group):
             _fail(f"the connection settings are not usable: {error}".splitlines()[0], status=2)
         except asyncpg.PostgresError as error:
             _fail(f"the database refused: {error}")
+        except BrokenPipeError:  # an OSError, but no database's: the reader went (| head -1)
+            _end_at_closed_pipe()
         except OSError as error:  # connection refused, unknown host, socket missing
             where = database_address(_dsn_flag(arguments))
             _fail(
@@ -60,6 +66,16 @@ def _dsn_flag(arguments: list[str]) -> str | None:
 def _fail(message: str, *, status: int = 1) -> None:
     click.echo(f"pgqueue: error: {message}", err=True)
     sys.exit(status)
+
+
+def _end_at_closed_pipe() -> None:
+    """End quietly, as Unix tools do when their reader goes away, with the status shells see
+    from a process killed by SIGPIPE (141). Python ignores SIGPIPE, so the write raised
+    instead; stdout is pointed at /dev/null first, or the flush at exit would raise again
+    and print "Exception ignored ..." (see the signal module's note on SIGPIPE)."""
+    with contextlib.suppress(OSError, ValueError):  # no file descriptor (click's CliRunner)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(_KILLED_BY_SIGPIPE)
 
 
 dsn_option = click.option(
