@@ -6,21 +6,29 @@ import json
 import re
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import ValidationError
 
+from pgqueue.durations import MAX_DURATION, as_timedelta
 from pgqueue.errors import InvalidJob, UnregisteredJob
-from pgqueue.job import Job, JobOptions, as_timedelta, check_queue_name
-from pgqueue.records import EnqueuedJob
+from pgqueue.job import (
+    Job,
+    JobOptions,
+    check_max_retries,
+    check_queue_name,
+    validation_summary,
+)
+from pgqueue.records import MAX_JOB_ID, EnqueuedJob
 from pgqueue.registry import registry
 from pgqueue.store import NewJob
 
 if TYPE_CHECKING:
     from pgqueue.queue import Queue
 
-_SMALLINT_MAX = 32767
+#: Priorities run from -MAX_PRIORITY to MAX_PRIORITY (a smallint).
+MAX_PRIORITY = 32767
 _JOB_TYPE_MAX = 255
 # A JSON \u0000 escape (jsonb cannot store NUL), not preceded by an escaped backslash.
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
@@ -81,7 +89,11 @@ def _payload(job: Job) -> str:
     try:
         payload = job.model_dump_json()
         cls.model_validate_json(payload)  # what the worker will load must validate too
-    except (ValidationError, ValueError, TypeError) as error:
+    except ValidationError as error:
+        raise InvalidJob(
+            f"{cls.__qualname__} payload does not validate: {validation_summary(error)}"
+        ) from error
+    except (ValueError, TypeError) as error:
         raise InvalidJob(f"{cls.__qualname__} payload does not validate: {error}") from error
     return payload
 
@@ -97,13 +109,19 @@ def prepare_by_name(job_type: str, payload: object, options: EnqueueOptions) -> 
         try:
             job = cls.model_validate(payload)
         except ValidationError as error:
-            raise InvalidJob(f"payload does not validate as {job_type}: {error}") from error
+            raise InvalidJob(
+                f"payload does not validate as {job_type}: {validation_summary(error)}"
+            ) from error
         return prepare(job, options)
     if not isinstance(payload, dict):
         raise InvalidJob(f"the payload must be a JSON object, got {type(payload).__name__}")
     if not 1 <= len(job_type) <= _JOB_TYPE_MAX:
         raise InvalidJob(f"job type {job_type!r} must be 1 to {_JOB_TYPE_MAX} characters")
-    return _row(job_type, json.dumps(payload), options, JobOptions(name=job_type))
+    try:
+        text = json.dumps(payload, allow_nan=False)
+    except ValueError as error:  # NaN and infinities are not JSON, and jsonb refuses them
+        raise InvalidJob(f"the {job_type} payload is not JSON: {error}") from error
+    return _row(job_type, text, options, JobOptions(name=job_type))
 
 
 def _row(job_type: str, payload: str, options: EnqueueOptions, defaults: JobOptions) -> NewJob:
@@ -117,10 +135,8 @@ def _row(job_type: str, payload: str, options: EnqueueOptions, defaults: JobOpti
         queue=check_queue_name(options.queue if options.queue is not None else defaults.queue),
         run_at=_check_run_at(options.run_at, options.delay),
         delay=_as_delta(options.delay, "delay"),
-        priority=_check_range("priority", options.priority or 0, -_SMALLINT_MAX, _SMALLINT_MAX),
-        max_attempts=None
-        if max_retries is None
-        else _check_range("max_retries", max_retries, 0, _SMALLINT_MAX - 1) + 1,
+        priority=_check_range("priority", options.priority or 0, -MAX_PRIORITY, MAX_PRIORITY),
+        max_attempts=None if max_retries is None else _check_max_retries(max_retries) + 1,
         retry_backoff=_as_delta(options.backoff, "backoff"),
         unique_key=_check_unique_key(options.unique_key, options.unique_for),
         unique_for=_as_delta(options.unique_for, "unique_for"),
@@ -164,8 +180,10 @@ def _check_parents(parents: object) -> tuple[int, ...]:
     if isinstance(parents, str | bytes) or not isinstance(parents, Sequence):
         raise InvalidJob(f"depends_on must be a list of job ids, got {parents!r}")
     for parent in parents:
-        if isinstance(parent, bool) or not isinstance(parent, int) or parent < 1:
-            raise InvalidJob(f"depends_on must hold job ids (positive ints), got {parent!r}")
+        if isinstance(parent, bool) or not isinstance(parent, int) or not 1 <= parent <= MAX_JOB_ID:
+            raise InvalidJob(
+                f"depends_on must hold job ids (positive ints up to 2**63 - 1), got {parent!r}"
+            )
     return tuple(parents)
 
 
@@ -187,6 +205,13 @@ def _check_run_at(run_at: datetime | None, delay: object) -> datetime | None:
             f"run_at {run_at!r} has no timezone: pass an aware datetime, "
             "e.g. datetime.now(timezone.utc) + timedelta(hours=1)"
         )
+    # Aware datetimes subtract without converting, so this holds for any of them (and keeps
+    # out datetime.max and min, which asyncpg would send as infinity and -infinity).
+    if abs(run_at - datetime.now(UTC)) > MAX_DURATION:
+        raise InvalidJob(
+            f"run_at {run_at.isoformat()} is more than a century from now: pass a time within "
+            f"{MAX_DURATION.days} days of now (one in the past runs at once)"
+        )
     return run_at
 
 
@@ -194,6 +219,13 @@ def _as_delta(value: timedelta | float | None, what: str) -> timedelta | None:
     try:
         return as_timedelta(value, what)
     except (ValueError, TypeError) as error:
+        raise InvalidJob(str(error)) from error
+
+
+def _check_max_retries(value: object) -> int:
+    try:
+        return check_max_retries(value)
+    except ValueError as error:
         raise InvalidJob(str(error)) from error
 
 

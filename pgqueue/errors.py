@@ -2,12 +2,14 @@
 
 PgQueueError
 ├── ConfigurationError      settings, DSN or embedded server unusable
+│   └── InvalidDsn (ValueError) the DSN is not a PostgreSQL URL asyncpg can use
 ├── SchemaNotInstalled      the database has no pgqueue schema: run `pgqueue migrate`
 ├── SchemaOutdated          the schema is older than this pgqueue: run `pgqueue migrate`
 ├── InvalidJob (ValueError) enqueue input rejected before anything is written
 │   ├── InvalidQueueName
 │   └── UnregisteredJob
 ├── DuplicateJobType        two Job classes claim one registered name
+├── InvalidResult (ValueError) handle() returned what its annotation does not allow
 ├── ClaimLost               the worker no longer holds the job (cancelled or rescued)
 ├── JobNotFound (LookupError)
 ├── ScheduleNotFound (LookupError)
@@ -25,6 +27,10 @@ class PgQueueError(Exception):
 
 class ConfigurationError(PgQueueError):
     """A setting, the DSN or the embedded server cannot be used."""
+
+
+class InvalidDsn(ConfigurationError, ValueError):
+    """The DSN is not a PostgreSQL URL that asyncpg can use; its message hides any password."""
 
 
 class SchemaNotInstalled(PgQueueError):
@@ -75,6 +81,10 @@ class UnregisteredJob(InvalidJob):
 
 class DuplicateJobType(PgQueueError):
     """Two different Job classes were registered under one name."""
+
+
+class InvalidResult(PgQueueError, ValueError):
+    """handle() returned a value its return annotation does not allow: the attempt fails."""
 
 
 class JobNotFound(PgQueueError, LookupError):

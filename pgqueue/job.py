@@ -11,13 +11,17 @@ from functools import cache
 from typing import Any, ClassVar, get_type_hints
 from uuid import UUID
 
-from pydantic import BaseModel, PrivateAttr, TypeAdapter
+from pydantic import BaseModel, PrivateAttr, TypeAdapter, ValidationError
 
-from pgqueue.errors import InvalidQueueName
+# Re-exported: the worker takes its durations from here.
+from pgqueue.durations import as_timedelta as as_timedelta
+from pgqueue.errors import InvalidQueueName, InvalidResult
 from pgqueue.registry import registry
 from pgqueue.retry import Backoff
 
 DEFAULT_QUEUE = "default"
+#: The most retries a job may have: its max_attempts (max_retries + 1) is a smallint.
+MAX_RETRIES = 32766
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,63}")
 
 
@@ -28,14 +32,15 @@ def check_queue_name(name: object) -> str:
     return name
 
 
-def as_timedelta(value: timedelta | float | None, what: str) -> timedelta | None:
-    """Accept seconds or a timedelta; reject negative durations with a message naming ``what``."""
-    if value is None:
-        return None
-    delta = value if isinstance(value, timedelta) else timedelta(seconds=value)
-    if delta < timedelta(0):
-        raise ValueError(f"{what} must not be negative, got {value!r}")
-    return delta
+def check_max_retries(max_retries: object) -> int:
+    """``max_retries`` if it is an int from 0 to MAX_RETRIES, else ValueError naming it."""
+    if (
+        isinstance(max_retries, bool)
+        or not isinstance(max_retries, int)
+        or not 0 <= max_retries <= MAX_RETRIES
+    ):
+        raise ValueError(f"max_retries must be an int from 0 to {MAX_RETRIES}, got {max_retries!r}")
+    return max_retries
 
 
 @dataclass(frozen=True)
@@ -118,13 +123,13 @@ class Job(BaseModel):
     ) -> None:
         super().__init_subclass__(**kwargs)
         inherited = cls.job_options
-        if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
-            raise ValueError(f"{cls.__qualname__}: max_retries must be an int >= 0")
         cls.job_options = replace(
             inherited,
             name=name or f"{cls.__module__}.{cls.__qualname__}",
             queue=check_queue_name(queue) if queue is not None else inherited.queue,
-            max_retries=inherited.max_retries if max_retries is None else max_retries,
+            max_retries=inherited.max_retries
+            if max_retries is None
+            else check_max_retries(max_retries),
             timeout=as_timedelta(timeout, "timeout") if timeout is not None else inherited.timeout,
             backoff=_as_backoff(backoff) if backoff is not None else inherited.backoff,
             retry_on=_exception_types(retry_on, "retry_on", inherited.retry_on),
@@ -154,7 +159,8 @@ class Job(BaseModel):
     @classmethod
     def result_adapter(cls) -> TypeAdapter[Any] | None:
         """Validates ``handle()``'s return value; None when it returns nothing."""
-        return _result_adapter(cls)
+        result = _result_type(cls)
+        return None if result is None else result.adapter
 
 
 def _as_backoff(value: Backoff | timedelta | float) -> Backoff:
@@ -179,9 +185,52 @@ def _exception_types(
     return types
 
 
+def result_json(cls: type[Job], returned: Any) -> str | None:
+    """``handle()``'s return value as the JSON of the ``result`` column, None when it is
+    declared to return None. Checked first against the declared type, as ``wait_for()`` and
+    dependent jobs will load it (laxly: "5" for an int is 5): InvalidResult names the type
+    and the value. Without an annotation the value is stored as returned, unchecked."""
+    result = _result_type(cls)
+    if result is None:
+        return None
+    if result.is_checked:
+        try:
+            returned = result.adapter.validate_python(returned)
+        except ValidationError as error:
+            raise InvalidResult(
+                f"{cls.__qualname__}.handle() is declared to return {result.name} but returned "
+                f"{_shorten(repr(returned))} ({type(returned).__qualname__}): "
+                f"{validation_summary(error)}"
+            ) from None
+    return result.adapter.dump_json(returned).decode()
+
+
+def validation_summary(error: ValidationError) -> str:
+    """Pydantic's errors on one line, without the input (a payload may hold secrets)."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+        for e in error.errors(include_url=False, include_context=False, include_input=False)
+    )
+
+
+@dataclass(frozen=True)
+class _ResultType:
+    """What ``handle()`` declares it returns."""
+
+    adapter: TypeAdapter[Any]
+    name: str  # as the annotation reads
+    is_checked: bool  # False without an annotation (Any): nothing to check
+
+
 @cache
-def _result_adapter(cls: type[Job]) -> TypeAdapter[Any] | None:
+def _result_type(cls: type[Job]) -> _ResultType | None:
+    """None when ``handle()`` returns None."""
     returns = get_type_hints(cls.handle).get("return", Any)
     if returns is type(None):
         return None
-    return TypeAdapter(returns)
+    name = returns.__qualname__ if isinstance(returns, type) else repr(returns)
+    return _ResultType(TypeAdapter(returns), name.replace("typing.", ""), returns is not Any)
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pgqueue.job import as_timedelta
+from pgqueue.durations import as_timedelta
 
 _RATE = re.compile(r"(\d+)/(\d*\.?\d*)(ms|s|m|h|d)?")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -33,6 +33,7 @@ from pgqueue.errors import (
 from pgqueue.job import Job, check_queue_name
 from pgqueue.limits import QueueLimit
 from pgqueue.records import (
+    MAX_JOB_ID,
     EnqueuedJob,
     JobRecord,
     JobRelations,
@@ -49,12 +50,11 @@ from pgqueue.records import (
 from pgqueue.registry import registry
 from pgqueue.retention import Retention
 from pgqueue.schedule import build_schedule
-from pgqueue.settings import resolve_dsn
+from pgqueue.settings import check_dsn, resolve_dsn
 from pgqueue.store import JobStore
 from pgqueue.tracing import enqueue_span
 
 MAX_PAGE = 500  # jobs in one page of list_jobs
-MAX_JOB_ID = 2**63 - 1  # pgqueue.jobs.id is a bigint from 1: other ids name no job
 _DAY_IN_MINUTES = 24 * 60  # the throughput view keeps a day
 
 
@@ -618,6 +618,8 @@ class _Connect:
 
     async def _open(self) -> Queue:
         cls, dsn, pool_options, listen_dsn = self._args
+        if listen_dsn is not None:
+            check_dsn(listen_dsn, "listen_dsn")
         pool = await asyncpg.create_pool(
             resolve_dsn(dsn).dsn, reset=_leave_session_as_is, **pool_options
         )

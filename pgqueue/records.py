@@ -9,6 +9,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Json
 
+#: pgqueue.jobs.id is a bigint from 1: other ids name no job.
+MAX_JOB_ID = 2**63 - 1
+
 
 class JobStatus(enum.StrEnum):
     """The public status vocabulary; equal to the ``pgqueue.job_status`` enum."""

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
 from typing import TYPE_CHECKING
 
-from pgqueue.errors import ConfigurationError, DuplicateJobType
+from pgqueue.errors import ConfigurationError, DuplicateJobType, UnregisteredJob
 
 if TYPE_CHECKING:
     from pgqueue.job import Job
     from pgqueue.schedule import Schedule
+
+
+_NAMES_SHOWN = 12  # registered names an error lists
 
 
 class Registry:
@@ -38,6 +42,22 @@ class Registry:
 
     def get(self, name: str) -> type[Job] | None:
         return self._classes.get(name)
+
+    def require(self, name: str, *, fix: str) -> type[Job]:
+        """The class registered as ``name``, else UnregisteredJob naming the closest and the
+        registered names, then ``fix``."""
+        cls = self._classes.get(name)
+        if cls is not None:
+            return cls
+        names = self.names()
+        close = difflib.get_close_matches(name, names, n=1)
+        shown = ", ".join(names[:_NAMES_SHOWN]) or "none"
+        if len(names) > _NAMES_SHOWN:
+            shown += f" and {len(names) - _NAMES_SHOWN} more"
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        raise UnregisteredJob(
+            f"no job class is registered as {name!r} ({guess}registered: {shown}): {fix}"
+        )
 
     def is_registered(self, cls: type[object]) -> bool:
         name = getattr(getattr(cls, "job_options", None), "name", None)

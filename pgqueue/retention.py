@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pgqueue.durations import check_duration
 from pgqueue.records import JobStatus
 
 
@@ -20,9 +21,8 @@ class Retention:
     cancelled: timedelta = timedelta(days=7)
 
     def __post_init__(self) -> None:
-        for status, period in self._all():
-            if period < timedelta(0):
-                raise ValueError(f"the retention of {status} jobs must not be negative")
+        for status, period in self._all():  # now() - period must stay a timestamp
+            check_duration(period, f"the retention of {status} jobs")
 
     def periods(self) -> list[tuple[JobStatus, timedelta]]:
         """The statuses that are pruned, each with how long its jobs are kept."""

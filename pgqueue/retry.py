@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+
+from pgqueue.durations import as_timedelta, check_duration
 
 
 @dataclass(frozen=True)
@@ -21,10 +24,10 @@ class Backoff:
     jitter: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.base < timedelta(0) or self.cap < timedelta(0):
-            raise ValueError(f"backoff base {self.base} and cap {self.cap} must not be negative")
-        if self.factor < 1:
-            raise ValueError(f"backoff factor {self.factor} must be at least 1")
+        check_duration(self.base, "backoff base")
+        check_duration(self.cap, "backoff cap")  # now() + the delay must stay a timestamp
+        if not self.factor >= 1 or math.isinf(self.factor):  # not: NaN compares false
+            raise ValueError(f"backoff factor {self.factor} must be at least 1 and finite")
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"backoff jitter {self.jitter} must be between 0 and 1")
 
@@ -46,9 +49,7 @@ class Retry(Exception):
     """
 
     def __init__(self, delay: timedelta | float = 0, reason: str = "") -> None:
-        self.delay = delay if isinstance(delay, timedelta) else timedelta(seconds=delay)
-        if self.delay < timedelta(0):
-            raise ValueError(f"Retry delay must not be negative, got {delay!r}")
+        self.delay = as_timedelta(delay, "Retry delay") or timedelta(0)
         super().__init__(reason or f"retry in {self.delay}")
 
 

@@ -182,6 +182,26 @@ class TransactionalWrite(Job, queue="tests"):
         return f"receipt for {self.order_id}"
 
 
+class ReturnsAsGiven(Job, queue="tests", max_retries=1):
+    """Declares an int but returns its payload's value as it is: "x" is not one, "5" is."""
+
+    value: str | int
+
+    def handle(self) -> int:
+        return self.value  # type: ignore[return-value]
+
+
+class TransactionalWrongResult(Job, queue="tests", max_retries=0):
+    """Writes in its completing transaction, then returns what its annotation does not allow."""
+
+    order_id: int
+
+    async def handle(self) -> int:
+        async with self.context.transaction() as connection:
+            await connection.execute("INSERT INTO receipts VALUES ($1, 1)", self.order_id)
+        return f"receipt for {self.order_id}"  # type: ignore[return-value]
+
+
 class WaitingTransactionalWrite(Job, queue="tests", max_retries=0):
     """Writes in its completing transaction, then waits there until ``release_path`` exists."""
 

@@ -1,4 +1,5 @@
-"""The ``pgqueue`` command. Exit codes: 0 ok, 1 runtime failure, 2 bad usage.
+"""The ``pgqueue`` command. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or input (a
+malformed DSN, a job enqueue refuses).
 
 Expected failures (an unreachable database, a missing schema, bad input) print one line on
 stderr, never a traceback.
@@ -7,7 +8,9 @@ stderr, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -16,11 +19,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import asyncpg
 import click
 
-from pgqueue.errors import PgQueueError
+from pgqueue.durations import as_timedelta
+from pgqueue.errors import InvalidDsn, InvalidJob, PgQueueError
 from pgqueue.queue import Queue
 from pgqueue.settings import database_address, resolve_dsn
 
 T = TypeVar("T")
+
+_KILLED_BY_SIGPIPE = 141  # 128 + SIGPIPE (13): the status shells report for `yes | head -1`
 
 log = logging.getLogger("pgqueue")
 
@@ -30,10 +36,16 @@ class PgQueueGroup(click.Group):
         arguments = list(ctx.args)  # the subcommand's own, before it parses them
         try:
             return super().invoke(ctx)
+        except (InvalidDsn, InvalidJob) as error:  # bad input: usage, as click's own errors
+            _fail(str(error), status=2)
         except PgQueueError as error:
             _fail(str(error))
+        except asyncpg.ClientConfigurationError as error:  # what only asyncpg checks (certs)
+            _fail(f"the connection settings are not usable: {error}".splitlines()[0], status=2)
         except asyncpg.PostgresError as error:
             _fail(f"the database refused: {error}")
+        except BrokenPipeError:  # an OSError, but no database's: the reader went (| head -1)
+            _end_at_closed_pipe()
         except OSError as error:  # connection refused, unknown host, socket missing
             where = database_address(_dsn_flag(arguments))
             _fail(
@@ -51,9 +63,19 @@ def _dsn_flag(arguments: list[str]) -> str | None:
     return None
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, *, status: int = 1) -> None:
     click.echo(f"pgqueue: error: {message}", err=True)
-    sys.exit(1)
+    sys.exit(status)
+
+
+def _end_at_closed_pipe() -> None:
+    """End quietly, as Unix tools do when their reader goes away, with the status shells see
+    from a process killed by SIGPIPE (141). Python ignores SIGPIPE, so the write raised
+    instead; stdout is pointed at /dev/null first, or the flush at exit would raise again
+    and print "Exception ignored ..." (see the signal module's note on SIGPIPE)."""
+    with contextlib.suppress(OSError, ValueError):  # no file descriptor (click's CliRunner)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(_KILLED_BY_SIGPIPE)
 
 
 dsn_option = click.option(
@@ -97,9 +119,12 @@ class Duration(_DurationBase):
             seconds = float(number) * self._UNITS[unit]
         except ValueError:
             self.fail(f"{value!r} is not a duration: use e.g. 30, 30s, 15m, 2h or 1d", param, ctx)
-        if seconds < 0:
-            self.fail(f"{value!r} is negative", param, ctx)
-        return timedelta(seconds=seconds)
+        try:  # the checks of every duration pgqueue takes: finite, 0 to a century
+            delta = as_timedelta(seconds, "the duration", shown=value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        assert delta is not None
+        return delta
 
 
 log_level_option = click.option(

@@ -13,7 +13,7 @@ from pgqueue.cli.output import emit_json, emit_table, json_option
 from pgqueue.errors import PgQueueError
 from pgqueue.queue import Queue
 from pgqueue.records import JobStatus, QueueOverview
-from pgqueue.registry import load_app
+from pgqueue.registry import load_app, registry
 
 
 def is_terminal() -> bool:
@@ -203,7 +203,14 @@ def status(job_id: int, dsn: str | None, as_json: bool) -> None:
     "--app",
     envvar="PGQUEUE_APP",
     metavar="MODULE",
-    help="Module defining the job class, to validate the payload before enqueueing.",
+    help="Module(s) defining the job classes (comma-separated; default: PGQUEUE_APP): JOB_TYPE "
+    "must be one of their classes, which validates the payload before it is written.",
+)
+@click.option(
+    "--unchecked",
+    is_flag=True,
+    help="With --app, enqueue a JOB_TYPE that the modules do not register (one only another "
+    "service's workers know); only its worker validates the payload.",
 )
 @dsn_option
 @json_option
@@ -216,17 +223,26 @@ def enqueue(
     unique_key: str | None,
     depends_on: tuple[int, ...],
     app: str | None,
+    unchecked: bool,
     dsn: str | None,
     as_json: bool,
 ) -> None:
-    """Enqueue a job by its registered name, e.g. pgqueue enqueue send_email --payload '{...}'."""
+    """Enqueue a job by its registered name, e.g. pgqueue enqueue send_email --payload '{...}'.
+
+    With --app, an unknown JOB_TYPE is refused (exit 2) and the payload is validated by its
+    class. Without --app nothing is checked here: the row is written as given, and the worker
+    that runs it validates the payload.
+    """
     try:
         values = json.loads(payload)
     except json.JSONDecodeError as error:
         raise click.BadParameter(f"not JSON: {error}", param_hint="--payload") from error
-    for module in (app or "").split(","):
-        if module.strip():
-            load_app(module.strip())
+    modules = [module.strip() for module in (app or "").split(",") if module.strip()]
+    for module in modules:
+        load_app(module)
+    if modules and not unchecked:
+        fix = f"check the name and --app {','.join(modules)}, or pass --unchecked to enqueue it "
+        registry.require(job_type, fix=fix + "for workers that know it")
     job_id = with_queue(
         dsn,
         lambda q: q.enqueue_by_name(

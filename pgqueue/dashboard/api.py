@@ -19,18 +19,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pgqueue.enqueue import UNIQUE_KEY_MAX_BYTES
+from pgqueue.durations import MAX_DURATION
+from pgqueue.enqueue import MAX_PRIORITY, UNIQUE_KEY_MAX_BYTES
 from pgqueue.errors import InvalidJob, JobNotFound
 from pgqueue.job import check_queue_name
-from pgqueue.queue import MAX_JOB_ID, MAX_PAGE, Queue
-from pgqueue.records import JobStatus, JobSummary, QueueSummary
+from pgqueue.queue import MAX_PAGE, Queue
+from pgqueue.records import MAX_JOB_ID, JobStatus, JobSummary, QueueSummary
 from pgqueue.registry import registry
 
 PAGE_SIZE = 50
 RETRY_RULE = "only a failed or cancelled job can be retried"
 CANCEL_RULE = "only a pending or running job can be cancelled"
 MAX_BODY_BYTES = 16 * 2**20  # an enqueue's body; payloads that big belong in a table
-MAX_DELAY = 100 * 365.25 * 24 * 3600  # seconds: a century
 #: PostgreSQL's text cannot hold NUL: a filter or key with one is refused, not sent.
 NO_NUL = r"^[^\x00]*$"
 
@@ -51,12 +51,13 @@ class EnqueueRequest(BaseModel):
     job_type: str = Field(min_length=1, max_length=255)
     payload: dict[str, Any] = Field(default_factory=dict)
     queue: QueueName | None = None
-    priority: int | None = Field(default=None, ge=-32767, le=32767)  # as Queue.enqueue
-    # Bounded, so that run_at (now() + delay) is always a timestamp.
+    priority: int | None = Field(default=None, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
+    # Bounded as Queue.enqueue bounds it, so that run_at (now() + delay) is a timestamp.
     delay: float | None = Field(
         default=None,
         ge=0,
-        le=MAX_DELAY,
+        le=MAX_DURATION.total_seconds(),
+        allow_inf_nan=False,
         description="seconds before it may run (100 years at most)",
     )
     # Characters that fit UNIQUE_KEY_MAX_BYTES however they encode (up to 4 bytes each), so

@@ -24,8 +24,8 @@ from pgqueue.dashboard.api import (
     QueueName,
     StatsResponse,
 )
-from pgqueue.queue import MAX_JOB_ID, MAX_PAGE
-from pgqueue.records import JobRecord, JobStatus
+from pgqueue.queue import MAX_PAGE
+from pgqueue.records import MAX_JOB_ID, JobRecord, JobStatus
 
 _REF = "#/components/schemas/{model}"
 

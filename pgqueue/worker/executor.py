@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from pgqueue.errors import ClaimLost
-from pgqueue.job import Job, JobContext, JobOptions
+from pgqueue.job import Job, JobContext, JobOptions, result_json
 from pgqueue.logs import job_logging
 from pgqueue.records import JobStatus
 from pgqueue.registry import Registry
@@ -341,10 +341,10 @@ async def _in_daemon_thread(function: Callable[[], Any], name: str) -> Any:
 
 
 def _serialize_result(cls: type[Job], returned: Any) -> str | None:
-    adapter = cls.result_adapter()
-    if adapter is None:
-        return None
-    return adapter.dump_json(returned).decode()
+    """The result column's JSON, checked against handle()'s annotation first: InvalidResult
+    fails the attempt (before context.transaction() commits) rather than storing what
+    wait_for() and dependent jobs could not load."""
+    return result_json(cls, returned)
 
 
 def _error_entry(claimed: ClaimedJob, worker_id: UUID, error: BaseException) -> str:

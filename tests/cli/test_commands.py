@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from pgqueue import Queue
 from pgqueue.cli import jobs as job_commands
 from pgqueue.cli import main
-from tests.factories import status_of
+from tests.factories import count, status_of
 from tests.jobs import AlwaysFails, Echo, Note
 
 Invoke = Callable[..., Coroutine[Any, Any, Result]]
@@ -142,7 +142,7 @@ async def test_enqueue_by_name_validates_registered_types_and_parses_delays(
         == "tests"
     )
     invalid = await pgqueue("enqueue", "tests.jobs.Note", "--payload", "{}", "--app", "tests.jobs")
-    assert (invalid.exit_code, "log_path" in invalid.stderr) == (1, True)
+    assert (invalid.exit_code, "log_path" in invalid.stderr) == (2, True)  # bad input
     assert (await pgqueue("enqueue", "x", "--payload", "{not json")).exit_code == 2
     assert (await pgqueue("enqueue", "x", "--delay", "soon")).exit_code == 2
     assert await db.fetchval("SELECT count(*) FROM pgqueue.jobs") == 2
@@ -197,7 +197,12 @@ async def test_workers_lists_each_worker_with_the_jobs_it_holds(
 
 
 @pytest.mark.parametrize(
-    "dsn", ["postgresql://u:S3cret@127.0.0.1:1/x", "postgresql://u:S3cret@db.invalid:6543/x"]
+    "dsn",
+    [
+        "postgresql://u:S3cret@127.0.0.1:1/x",
+        "postgresql://u:S3cret@db.invalid:6543/x",
+        "postgresql://u:S3cret@127.0.0.1:1,127.0.0.1:2/x",  # a host list
+    ],
 )
 def test_unreachable_database_is_one_line_naming_host_and_port_and_exit_1(dsn: str) -> None:
     result = CliRunner().invoke(main, ["list", "--dsn", dsn])
@@ -217,3 +222,123 @@ def test_the_cli_registers_no_job_class_of_its_own() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert shown.stdout.strip() == "[]"
+
+
+MALFORMED_DSNS = [
+    ("postgresql://u:S3cret@host:notaport/x", "the port 'notaport' of 'host:notaport'"),
+    ("postgresql://u:S3cret@h/x?sslmode=bogus", "sslmode='bogus' must be one of disable, "),
+    ("host=localhost dbname=x password=S3cret", "takes a URL: postgresql://:***@localhost/x"),
+]
+
+
+@pytest.mark.parametrize(("malformed", "problem"), MALFORMED_DSNS)
+@pytest.mark.parametrize("given_as", ["--dsn", "PGQUEUE_DSN"])
+async def test_a_malformed_dsn_is_one_line_exit_2_and_writes_nothing(
+    queue: Queue, db: asyncpg.Connection, malformed: str, problem: str, given_as: str
+) -> None:
+    await queue.enqueue(Echo(text="before"))
+    flags = ["--dsn", malformed] if given_as == "--dsn" else []
+    env = {"PGQUEUE_DSN": malformed} if given_as == "PGQUEUE_DSN" else {}
+    where = "the DSN" if given_as == "--dsn" else "PGQUEUE_DSN"
+    enqueue = ["enqueue", "tests.jobs.Echo", "--payload", '{"text": "x"}', "--app", "tests.jobs"]
+
+    for command in (["list"], ["status", "1"], enqueue):
+        result = await asyncio.to_thread(CliRunner().invoke, main, [*command, *flags], env=env)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"pgqueue: error: {where} '")
+        assert "is not a usable PostgreSQL URL: " in result.stderr
+        assert problem in result.stderr
+        assert len(result.stderr.splitlines()) == 1
+        assert "S3cret" not in result.output
+    assert await count(db) == 1
+
+
+BAD_ENQUEUE_FLAGS = {
+    "delay inf": (["--delay", "inf"], "the duration must be a finite number of seconds, got 'inf'"),
+    "delay nan": (["--delay", "nan"], "the duration must be a finite number of seconds, got 'nan'"),
+    "delay 1e300": (["--delay", "1e300"], "the duration must be at most a century (36525 days)"),
+    "delay 99999999d": (["--delay", "99999999d"], "at most a century (36525 days), got '99999"),
+    "priority 99999": (["--priority", "99999"], "priority must be an int from -32767 to 32767"),
+    "priority 2**70": (["--priority", str(2**70)], "priority must be an int from -32767 to"),
+    "depends-on 2**70": (["--depends-on", str(2**70)], "depends_on must hold job ids (positive"),
+}
+
+
+async def test_enqueue_with_app_refuses_a_type_the_app_does_not_register_with_exit_2(
+    pgqueue: Invoke, db: asyncpg.Connection
+) -> None:
+    result = await pgqueue("enqueue", "tests.jobs.Ech", "--payload", "{}", "--app", "tests.jobs")
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(  # the names other tests registered too follow
+        "pgqueue: error: no job class is registered as 'tests.jobs.Ech' (did you mean "
+        "'tests.jobs.Echo'? registered: "
+    )
+    assert result.stderr.endswith(
+        "check the name and --app tests.jobs, or pass --unchecked to enqueue it for workers "
+        "that know it\n"
+    )
+    assert len(result.stderr.splitlines()) == 1
+    assert await count(db) == 0
+
+
+async def test_enqueue_unchecked_writes_a_type_only_another_service_knows(
+    pgqueue: Invoke, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGQUEUE_APP", "tests.jobs")  # --app from the environment checks too
+    refused = await pgqueue("enqueue", "billing.Invoice", "--payload", '{"n": 1}')
+    assert (refused.exit_code, await count(db)) == (2, 0), refused.output
+
+    result = await pgqueue("enqueue", "billing.Invoice", "--payload", '{"n": 1}', "--unchecked")
+    assert result.exit_code == 0, result.output
+    row = await db.fetchrow("SELECT job_type, payload::text, queue FROM pgqueue.jobs")
+    assert tuple(row) == ("billing.Invoice", '{"n": 1}', "default")
+
+    # --unchecked skips only the name's check: a registered class still validates its payload.
+    invalid = await pgqueue("enqueue", "tests.jobs.Echo", "--payload", "{}", "--unchecked")
+    assert (invalid.exit_code, "text: Field required" in invalid.stderr) == (2, True)
+    assert await count(db) == 1
+
+
+@pytest.mark.parametrize(("flags", "message"), BAD_ENQUEUE_FLAGS.values(), ids=BAD_ENQUEUE_FLAGS)
+@pytest.mark.parametrize(
+    "job", [["elsewhere.Job"], ["tests.jobs.Echo", "--app", "tests.jobs"]], ids=["by name", "app"]
+)
+async def test_enqueue_refuses_nan_infinite_and_out_of_range_flags_with_exit_2(
+    pgqueue: Invoke, db: asyncpg.Connection, job: list[str], flags: list[str], message: str
+) -> None:
+    result = await pgqueue("enqueue", *job, "--payload", '{"text": "x"}', *flags)
+
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert await count(db) == 0
+
+
+@pytest.mark.parametrize(
+    ("job", "message"),
+    [
+        (["elsewhere.Job"], "the elsewhere.Job payload is not JSON: Out of range float values"),
+        (
+            ["tests.jobs.Echo", "--app", "tests.jobs"],
+            "as tests.jobs.Echo: numbers.0: Input should be a finite number",
+        ),
+    ],
+    ids=["by name", "app"],
+)
+async def test_enqueue_refuses_nan_in_the_payload_with_exit_2(
+    pgqueue: Invoke, db: asyncpg.Connection, job: list[str], message: str
+) -> None:
+    result = await pgqueue("enqueue", *job, "--payload", '{"text": "x", "numbers": [NaN]}')
+
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert await count(db) == 0
+
+
+@pytest.mark.parametrize("keep", ["inf", "nan", "1e300"])
+async def test_prune_refuses_an_infinite_or_huge_retention(pgqueue: Invoke, keep: str) -> None:
+    result = await pgqueue("prune", "--keep-completed", keep)
+
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--keep-completed': the duration must be" in result.stderr

@@ -66,7 +66,7 @@ async def test_queue_commands_refuse_a_bad_queue_name_in_one_line(
     pgqueue: Invoke, db: asyncpg.Connection, command: str
 ) -> None:
     result = await pgqueue(command, "no spaces")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input
     assert result.stderr == (
         "pgqueue: error: queue name 'no spaces' is invalid: use 1 to 63 letters, digits, '_', "
         "'-' or '.'\n"

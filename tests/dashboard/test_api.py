@@ -252,6 +252,26 @@ async def test_a_body_that_is_not_json_answers_400_and_writes_nothing(
     assert await count(db) == 0
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+async def test_a_non_finite_number_answers_422_naming_the_field_and_writes_nothing(
+    client: httpx.AsyncClient, db: asyncpg.Connection, number: str
+) -> None:
+    # Python's JSON parser takes NaN and Infinity (and 1e999 as infinity): they must not reach
+    # enqueue, which would refuse them only as a 500.
+    for field, body in {
+        "delay": f'{{"job_type": "{ECHO}", "payload": {{"text": "x"}}, "delay": {number}}}',
+        "priority": f'{{"job_type": "{ECHO}", "payload": {{"text": "x"}}, "priority": {number}}}',
+        "payload": f'{{"job_type": "{ECHO}", "payload": {{"text": "x", "numbers": [{number}]}}}}',
+    }.items():
+        response = await client.post("/api/jobs", content=body.encode(), headers=JSON)
+
+        assert response.status_code == 422, (field, response.text)
+        [error] = response.json()["errors"]
+        assert error["loc"][:2] == ["body", field], response.text
+        assert "finite number" in error["msg"] or "valid integer" in error["msg"], response.text
+    assert await count(db) == 0
+
+
 async def test_a_json_body_that_is_not_an_object_answers_422(
     client: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:

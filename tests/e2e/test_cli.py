@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shlex
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from pgqueue import Queue
 from pgqueue.sql import SCHEMA_REVISION
-from tests.e2e.conftest import pgqueue_command
+from tests.e2e.conftest import REPO, environment, pgqueue_command
+from tests.jobs import Echo
 
 
 async def test_migrate_creates_the_schema_and_is_idempotent(empty_dsn: str) -> None:
@@ -156,3 +163,130 @@ def test_work_checks_its_options_before_it_connects_or_starts_workers(
     assert "cannot reach" not in result.stderr
     assert "worker processes" not in result.stderr  # no supervisor started
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        "postgresql://u:S3cr3t@host:notaport/x",
+        "postgresql://u:S3cr3t@h/x?sslmode=bogus",
+        "host=localhost dbname=x password=S3cr3t",
+    ],
+)
+def test_a_malformed_dsn_in_the_environment_is_one_line_and_exit_2(malformed: str) -> None:
+    for command in (("list",), ("work", "--app", "tests.jobs")):
+        result = pgqueue_command(*command, dsn=malformed)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("pgqueue: error: PGQUEUE_DSN '")
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert "S3cr3t" not in result.stdout + result.stderr
+
+
+async def test_enqueue_of_a_type_the_app_does_not_register_exits_2_writing_nothing(
+    dsn: str,
+) -> None:
+    refused = pgqueue_command("enqueue", "tests.jobs.Nowhere", "--app", "tests.jobs", dsn=dsn)
+    unchecked = pgqueue_command(
+        "enqueue", "tests.jobs.Nowhere", "--app", "tests.jobs", "--unchecked", dsn=dsn
+    )
+
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("pgqueue: error: no job class is registered as ")
+    assert len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert (unchecked.returncode, unchecked.stderr) == (0, "")
+    connection = await asyncpg.connect(dsn)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM pgqueue.jobs") == 1
+    finally:
+        await connection.close()
+
+
+# --- a closed pipe (| head) ends a command quietly, as it ends other Unix tools ------------
+
+
+def _buffered(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with stdout block-buffered, as it is for users (this machine may set
+    PYTHONUNBUFFERED, under which nothing is ever left to flush at exit)."""
+    return {k: v for k, v in env.items() if k != "PYTHONUNBUFFERED"}
+
+
+async def _job_count(dsn: str) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM pgqueue.jobs"))
+    finally:
+        await connection.close()
+
+
+async def test_status_piped_to_head_ends_quietly_with_the_status_of_sigpipe(
+    dsn: str, queue: Queue
+) -> None:
+    # A payload far larger than a pipe's buffer: the command is still writing when head exits.
+    job_id = await queue.enqueue(Echo(text="x" * 2_000_000))
+    pipeline = (
+        f"set -o pipefail; {shlex.quote(sys.executable)} -m pgqueue status {job_id} | head -1"
+    )
+
+    result = await asyncio.to_thread(
+        subprocess.run,
+        ["bash", "-c", pipeline],
+        cwd=REPO,
+        env=_buffered(environment(dsn)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert (result.returncode, result.stderr) == (141, "")
+    assert result.stdout == f"id            {job_id}\n"
+    assert await _job_count(dsn) == 1
+
+
+@pytest.mark.parametrize("buffering", ["buffered", "unbuffered"])
+@pytest.mark.parametrize("command", [["list"], ["dlq", "--json"], ["status", "1", "--json"]])
+async def test_a_command_whose_reader_has_gone_exits_141_saying_nothing(
+    dsn: str, queue: Queue, command: list[str], buffering: str
+) -> None:
+    env = environment(dsn)
+    env = _buffered(env) if buffering == "buffered" else {**env, "PYTHONUNBUFFERED": "1"}
+    await queue.enqueue(Echo(text="x"))
+    reader, writer = os.pipe()
+    os.close(reader)  # gone before the command writes: its first write fails
+    try:
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "pgqueue", *command],
+            cwd=REPO,
+            env=env,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(writer)
+
+    assert (result.returncode, result.stderr) == (141, "")
+    assert await _job_count(dsn) == 1
+
+
+def test_output_still_buffered_at_a_closed_pipe_is_dropped_without_a_word() -> None:
+    # What the commands print is flushed line by line, but whatever is still buffered when
+    # the pipe closes must not make the flush at exit print "Exception ignored ...".
+    probe = "import sys; from pgqueue.cli import _end_at_closed_pipe as end; print('x'); end()"
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=REPO,
+            env=_buffered(environment(None)),
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(writer)
+
+    assert (result.returncode, result.stderr) == (141, "")

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -416,6 +417,13 @@ BAD_OPTIONS = {
     "negative max_retries": ({"max_retries": -1}, InvalidJob, "max_retries must be an int"),
     "max_retries too high": ({"max_retries": 40_000}, InvalidJob, "max_retries must be an int"),
     "negative backoff": ({"backoff": -1}, InvalidJob, "backoff must not be negative"),
+    "infinite delay": ({"delay": math.inf}, InvalidJob, "delay must be a finite number"),
+    "NaN delay": ({"delay": math.nan}, InvalidJob, "delay must be a finite number"),
+    "delay past a century": ({"delay": 1e300}, InvalidJob, "delay must be at most a century"),
+    "NaN backoff": ({"backoff": math.nan}, InvalidJob, "backoff must be a finite number"),
+    "NaN priority": ({"priority": math.nan}, InvalidJob, "priority must be an int"),
+    "NaN max_retries": ({"max_retries": math.nan}, InvalidJob, "max_retries must be an int"),
+    "run_at datetime.max": ({"run_at": datetime.max.replace(tzinfo=UTC)}, InvalidJob, "century"),
 }
 
 
@@ -530,3 +538,98 @@ async def test_nul_character_in_a_payload_is_rejected_but_its_escaped_spelling_i
     job_id = await queue.enqueue(Echo(text=r"\u0000"))  # a backslash and five characters
     stored = await db.fetchval("SELECT payload ->> 'text' FROM pgqueue.jobs WHERE id = $1", job_id)
     assert stored == r"\u0000"
+
+
+# --- NaN, infinities and values out of range, through every way in -------------------------
+
+AHEAD = datetime.now(UTC) + timedelta(days=36525 + 2)
+EAST = timezone(timedelta(hours=1))
+WEST = timezone(timedelta(hours=-3))
+
+OUT_OF_RANGE: dict[str, tuple[str, object, str]] = {
+    "delay inf": ("delay", math.inf, "delay must be a finite number of seconds, got inf"),
+    "delay -inf": ("delay", -math.inf, "delay must be a finite number of seconds, got -inf"),
+    "delay nan": ("delay", math.nan, "delay must be a finite number of seconds, got nan"),
+    "delay 1e300": ("delay", 1e300, "delay must be at most a century (36525 days), got 1e+300"),
+    "delay 2**70": ("delay", 2**70, "delay must be at most a century"),
+    "delay timedelta.max": ("delay", timedelta.max, "delay must be at most a century"),
+    "backoff inf": ("backoff", math.inf, "backoff must be a finite number"),
+    "backoff 1e12": ("backoff", 1e12, "backoff must be at most a century"),
+    "unique_for nan": ("unique_for", math.nan, "unique_for must be a finite number"),
+    "unique_for 1e300": ("unique_for", 1e300, "unique_for must be at most a century"),
+    "priority inf": ("priority", math.inf, "priority must be an int from -32767 to 32767"),
+    "priority 2**70": ("priority", 2**70, "priority must be an int from -32767 to 32767"),
+    "max_retries 2**70": ("max_retries", 2**70, "max_retries must be an int from 0 to 32766"),
+    "depends_on 2**70": ("depends_on", [2**70], "depends_on must hold job ids"),
+    "depends_on 2**63": ("depends_on", [2**63], "depends_on must hold job ids"),
+    "depends_on nan": ("depends_on", [math.nan], "depends_on must hold job ids"),
+    "run_at datetime.max": ("run_at", datetime.max.replace(tzinfo=UTC), "century from now"),
+    "run_at datetime.min": ("run_at", datetime.min.replace(tzinfo=UTC), "century from now"),
+    "run_at year 1 east of UTC": ("run_at", datetime(1, 1, 1, tzinfo=EAST), "century from now"),
+    "run_at 9999 west of UTC": ("run_at", datetime(9999, 12, 31, 23, tzinfo=WEST), "century"),
+    "run_at past a century": ("run_at", AHEAD, "is more than a century from now"),
+}
+
+BUILDER = {
+    "delay": lambda d, v: d.with_delay(v),
+    "backoff": lambda d, v: d.with_backoff(v),
+    "priority": lambda d, v: d.with_priority(v),
+    "max_retries": lambda d, v: d.with_max_retries(v),
+    "unique_for": lambda d, v: d.with_unique_key("key", unique_for=v),
+    "depends_on": lambda d, v: d.after(*v),
+    "run_at": lambda d, v: d.with_run_at(v),
+}
+BY_NAME = {"delay", "priority", "max_retries", "depends_on"}  # enqueue_by_name's keywords
+BATCH = {"delay", "backoff", "priority", "max_retries", "run_at"}  # enqueue_batch's
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "message"), list(OUT_OF_RANGE.values()), ids=list(OUT_OF_RANGE)
+)
+async def test_nan_infinite_and_out_of_range_values_raise_invalid_job_everywhere(
+    queue: Queue, db: asyncpg.Connection, keyword: str, value: Any, message: str
+) -> None:
+    options = {keyword: value, **({"unique_key": "key"} if keyword == "unique_for" else {})}
+    attempts: list[Callable[[], Awaitable[object]]] = [
+        lambda: queue.enqueue(Echo(text="x"), **options),
+        lambda: queue.dispatch(Echo(text="x"), **options).enqueue(),
+        lambda: BUILDER[keyword](queue.dispatch(Echo(text="x")), value).enqueue(),
+    ]
+    if keyword in BATCH:
+        attempts.append(lambda: queue.enqueue_batch([Echo(text="x")], **options))
+    if keyword in BY_NAME:  # a registered type, and one only another service knows
+        attempts.append(lambda: queue.enqueue_by_name("tests.jobs.Echo", {"text": "x"}, **options))
+        attempts.append(lambda: queue.enqueue_by_name("elsewhere.Job", {}, **options))
+
+    for attempt in attempts:
+        with pytest.raises(InvalidJob) as raised:
+            await attempt()
+        assert message in str(raised.value)
+
+    assert await count(db) == 0
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+async def test_a_non_json_number_in_a_payload_by_name_raises_invalid_job(
+    queue: Queue, db: asyncpg.Connection, number: float
+) -> None:
+    with pytest.raises(InvalidJob, match=r"the elsewhere\.Job payload is not JSON: Out of range"):
+        await queue.enqueue_by_name("elsewhere.Job", {"n": number})
+
+    assert await count(db) == 0
+
+
+async def test_the_furthest_run_at_and_delay_allowed_are_stored(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    century = timedelta(days=36525)
+    run_at = datetime.now(UTC) + century - timedelta(minutes=1)
+    late = await queue.enqueue(Echo(text="x"), run_at=run_at)
+    delayed = await queue.enqueue(Echo(text="x"), delay=century)
+
+    rows = await db.fetch(
+        "SELECT run_at, run_at - now() AS ahead FROM pgqueue.jobs WHERE id = ANY($1) ORDER BY id",
+        [late, delayed],
+    )
+    assert rows[0]["run_at"] == run_at
+    assert century - timedelta(minutes=1) < rows[1]["ahead"] <= century

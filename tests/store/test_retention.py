@@ -96,6 +96,11 @@ async def test_negative_retention_is_refused() -> None:
         Retention(failed=timedelta(seconds=-1))
 
 
+async def test_a_retention_past_a_century_is_refused_before_now_minus_it_overflows() -> None:
+    with pytest.raises(ValueError, match="retention of completed jobs must be at most a century"):
+        Retention(completed=timedelta(days=999_999_999))
+
+
 async def test_prune_command_reports_what_it_deleted(
     queue: Queue, db: asyncpg.Connection, dsn: str
 ) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import timedelta
 
 import pytest
 
-from pgqueue import Backoff
+from pgqueue import Backoff, Retry
 
 
 def test_delay_starts_at_base_and_grows_by_factor_per_attempt() -> None:
@@ -76,6 +78,11 @@ def test_jitter_applies_to_the_capped_delay() -> None:
         ({"factor": 0.5}, "factor 0.5 must be at least 1"),
         ({"jitter": -0.1}, "jitter -0.1 must be between 0 and 1"),
         ({"jitter": 1.5}, "jitter 1.5 must be between 0 and 1"),
+        ({"jitter": math.nan}, "jitter nan must be between 0 and 1"),
+        ({"factor": math.nan}, "factor nan must be at least 1 and finite"),
+        ({"factor": math.inf}, "factor inf must be at least 1 and finite"),
+        ({"cap": timedelta(days=36526)}, "backoff cap must be at most a century"),
+        ({"base": timedelta.max}, "backoff base must be at most a century"),
     ],
 )
 def test_invalid_arguments_raise_value_error_naming_the_value(
@@ -83,3 +90,21 @@ def test_invalid_arguments_raise_value_error_naming_the_value(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         Backoff(**arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("delay", "message"),
+    [
+        (math.inf, "Retry delay must be a finite number of seconds, got inf"),
+        (math.nan, "Retry delay must be a finite number of seconds, got nan"),
+        (-1, "Retry delay must not be negative, got -1"),
+        (timedelta(days=40000), "Retry delay must be at most a century"),
+    ],
+)
+def test_retry_refuses_a_delay_it_could_not_schedule(delay: float, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Retry(delay)
+
+
+def test_retry_takes_seconds_or_a_timedelta() -> None:
+    assert Retry(1.5).delay == Retry(timedelta(seconds=1.5)).delay == timedelta(seconds=1.5)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
-from pgqueue import DuplicateJobType, InvalidQueueName, Job
+from pgqueue import DuplicateJobType, InvalidQueueName, InvalidResult, Job
+from pgqueue.job import result_json
 from pgqueue.registry import registry
 
 
@@ -157,10 +161,32 @@ def test_invalid_queue_keyword_raises_invalid_queue_name(name: str) -> None:
             async def handle(self) -> None: ...
 
 
-def test_negative_max_retries_keyword_raises_value_error() -> None:
-    with pytest.raises(ValueError, match="max_retries must be an int >= 0"):
+@pytest.mark.parametrize("max_retries", [-1, 32767, 2**70, math.nan, True])
+def test_max_retries_keyword_out_of_range_raises_value_error(max_retries: Any) -> None:
+    with pytest.raises(ValueError, match="max_retries must be an int from 0 to 32766, got "):
 
-        class Negative(Job, max_retries=-1):
+        class Negative(Job, max_retries=max_retries):
+            async def handle(self) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "message"),
+    [
+        ("timeout", math.inf, "timeout must be a finite number of seconds, got inf"),
+        ("timeout", math.nan, "timeout must be a finite number of seconds, got nan"),
+        ("timeout", 1e300, "timeout must be at most a century (36525 days), got 1e+300"),
+        ("timeout", timedelta.max, "timeout must be at most a century"),
+        ("backoff", math.inf, "backoff must be a finite number of seconds, got inf"),
+        ("backoff", math.nan, "backoff must be a finite number of seconds, got nan"),
+        ("backoff", 10**30, "backoff must be at most a century"),
+    ],
+)
+def test_infinite_nan_or_huge_durations_in_class_keywords_raise_value_error(
+    keyword: str, value: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+
+        class Endless(Job, **{keyword: value}):  # type: ignore[misc]
             async def handle(self) -> None: ...
 
 
@@ -181,6 +207,56 @@ def test_result_adapter_validates_declared_return_type() -> None:
     assert adapter is not None
     assert adapter.validate_python({"total": 3}) == Receipt(total=3)
     assert Count.result_adapter() is not None
+
+
+class Untyped(Job):
+    def handle(self):  # type: ignore[no-untyped-def]
+        return None
+
+
+class Lists(Job):
+    def handle(self) -> dict[str, list[int]]:
+        return {}
+
+
+def test_result_json_validates_laxly_as_readers_load_it() -> None:
+    assert result_json(Count, "5") == "5"
+    assert result_json(MakeReceipt, {"total": "3"}) == '{"total":3}'
+    assert result_json(Untyped, ["a", 1]) == '["a",1]'  # no annotation: nothing to check
+    assert result_json(SendEmail, "ignored") is None  # -> None: nothing stored
+
+
+@pytest.mark.parametrize(
+    ("cls", "returned", "message"),
+    [
+        (
+            Count,
+            "x",
+            "Count.handle() is declared to return int but returned 'x' (str): Input should be a "
+            "valid integer, unable to parse string as an integer",
+        ),
+        (
+            MakeReceipt,
+            {"total": 1.5},
+            "MakeReceipt.handle() is declared to return Receipt but returned {'total': 1.5} "
+            "(dict): total: Input should be a valid integer, got a number with a fractional part",
+        ),
+        (
+            Lists,
+            {"a": [1, "b"]},
+            "Lists.handle() is declared to return dict[str, list[int]] but returned "
+            "{'a': [1, 'b']} (dict): a.1: Input should be a valid integer",
+        ),
+        (Count, "y" * 500, f"but returned '{'y' * 196}... (str): Input should be"),
+    ],
+)
+def test_result_json_names_the_declared_type_and_what_was_returned(
+    cls: type[Job], returned: object, message: str
+) -> None:
+    with pytest.raises(InvalidResult) as raised:
+        result_json(cls, returned)
+
+    assert message in str(raised.value)
 
 
 def test_context_outside_a_worker_raises() -> None:

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import asyncpg
@@ -24,10 +25,12 @@ from tests.jobs import (
     Permanent,
     RaisesBaseException,
     RetriesOnlyConnectionErrors,
+    ReturnsAsGiven,
     Sleep,
     Snoozer,
     StrayCancel,
     TransactionalWrite,
+    TransactionalWrongResult,
     WaitingTransactionalWrite,
 )
 
@@ -196,6 +199,71 @@ async def test_cancelling_a_running_job_stops_its_task_and_it_ends_cancelled(
         )
     assert await status_of(db, job_id) == "cancelled"
     assert log.read_text().splitlines() == [f"start {job_id}"]  # stopped before its end
+
+
+# --- the result is checked against handle()'s annotation ------------------------------------
+
+NOT_AN_INT = (
+    "ReturnsAsGiven.handle() is declared to return int but returned 'x' (str): Input should be "
+    "a valid integer, unable to parse string as an integer"
+)
+
+
+async def failure_record(db: asyncpg.Connection, job_id: int) -> tuple[Any, ...]:
+    row = await db.fetchrow(
+        "SELECT status::text, attempts, result, last_error,"
+        " array(SELECT e->>'type' FROM jsonb_array_elements(errors) AS e) AS types,"
+        " array(SELECT e->>'message' FROM jsonb_array_elements(errors) AS e) AS messages"
+        " FROM pgqueue.jobs WHERE id = $1",
+        job_id,
+    )
+    assert row is not None
+    return tuple(row)
+
+
+async def test_a_result_its_annotation_does_not_allow_fails_the_attempt_and_is_retried(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    async with running(queue, backoff=FAST):
+        wrong = await queue.enqueue(ReturnsAsGiven(value="x"))
+        coerced = await queue.enqueue(ReturnsAsGiven(value="5"))
+        with pytest.raises(JobFailed, match=r"InvalidResult: ReturnsAsGiven\.handle"):
+            await queue.wait_for(wrong, 10)
+        assert await queue.wait_for(coerced, 10) == 5  # validated as wait_for() loads it
+
+    assert await failure_record(db, wrong) == (
+        "failed",
+        2,  # max_retries=1: retried once, like any other failure
+        None,
+        f"InvalidResult: {NOT_AN_INT}",
+        ["InvalidResult", "InvalidResult"],
+        [NOT_AN_INT, NOT_AN_INT],
+    )
+    assert await db.fetchval("SELECT result FROM pgqueue.jobs WHERE id = $1", coerced) == "5"
+
+
+async def test_a_result_its_annotation_does_not_allow_rolls_back_the_jobs_transaction(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    await db.execute("CREATE TABLE receipts (order_id int, attempt int)")
+    async with running(queue):
+        job_id = await queue.enqueue(TransactionalWrongResult(order_id=3))
+        with pytest.raises(JobFailed):
+            await queue.wait_for(job_id, 10)
+
+    message = (
+        "TransactionalWrongResult.handle() is declared to return int but returned 'receipt for "
+        "3' (str): Input should be a valid integer, unable to parse string as an integer"
+    )
+    assert await failure_record(db, job_id) == (
+        "failed",
+        1,
+        None,
+        f"InvalidResult: {message}",
+        ["InvalidResult"],
+        [message],
+    )
+    assert await db.fetchval("SELECT count(*) FROM receipts") == 0  # its write rolled back
 
 
 # --- exactly-once effects -------------------------------------------------------------------

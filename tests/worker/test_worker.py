@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
+from click.testing import CliRunner
 
 from pgqueue import Backoff, Job, JobFailed, JobStatus, Queue, Worker
+from pgqueue.cli import main
 from pgqueue.sql import JOBS_CHANNEL
 from tests.factories import count, eventually, lines, running
 from tests.jobs import (
@@ -299,3 +303,37 @@ async def test_stop_is_clean_after_the_listening_connection_was_killed(
         )
         assert killed == 1
     assert await db.fetchval("SELECT count(*) FROM pgqueue.workers WHERE id = $1", worker.id) == 0
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "message"),
+    [
+        ("poll_interval", math.inf, "poll_interval must be a finite number of seconds, got inf"),
+        ("poll_interval", math.nan, "poll_interval must be a finite number of seconds, got nan"),
+        ("timeout", math.nan, "timeout must be a finite number of seconds, got nan"),
+        ("shutdown_grace", 1e300, "shutdown_grace must be at most a century"),
+        ("heartbeat_interval", math.inf, "heartbeat_interval must be a finite number"),
+        # now() - heartbeat_timeout would leave PostgreSQL's timestamps in every rescue
+        ("heartbeat_timeout", timedelta(days=999_999_999), "heartbeat_timeout must be at most"),
+    ],
+)
+async def test_worker_refuses_infinite_nan_or_huge_durations(
+    queue: Queue, keyword: str, value: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Worker(queue, **{keyword: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--poll-interval", "inf"), ("--heartbeat-timeout", "nan"), ("--timeout", "1e300")],
+)
+async def test_work_refuses_an_infinite_nan_or_huge_duration_with_exit_2(
+    dsn: str, flag: str, value: str
+) -> None:
+    args = ["work", "--app", "tests.jobs", flag, value, "--dsn", dsn]
+    result = await asyncio.to_thread(CliRunner().invoke, main, args)
+
+    assert result.exit_code == 2, result.output
+    assert "must be" in result.stderr
+    assert "Traceback" not in result.output
