@@ -13,8 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, PrivateAttr, TypeAdapter, ValidationError
 
-# Re-exported: the worker takes its durations from here.
-from pgqueue.durations import as_timedelta as as_timedelta
+from pgqueue.durations import as_timedelta
 from pgqueue.errors import InvalidQueueName, InvalidResult
 from pgqueue.registry import registry
 from pgqueue.retry import Backoff

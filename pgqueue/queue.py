@@ -14,6 +14,7 @@ from typing import Any, Self
 import asyncpg
 
 from pgqueue.connections import executor_for, transaction_for
+from pgqueue.dsn import check_dsn
 from pgqueue.enqueue import (
     Dispatch,
     EnqueueOptions,
@@ -50,7 +51,7 @@ from pgqueue.records import (
 from pgqueue.registry import registry
 from pgqueue.retention import Retention
 from pgqueue.schedule import build_schedule
-from pgqueue.settings import check_dsn, resolve_dsn
+from pgqueue.settings import resolve_dsn
 from pgqueue.store import JobStore
 from pgqueue.tracing import enqueue_span
 

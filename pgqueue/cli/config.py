@@ -13,7 +13,8 @@ from typing import Any
 import click
 
 from pgqueue.cli.output import emit_json, emit_table, json_option
-from pgqueue.settings import configured_dsn, environment_variable, project_settings, redact_dsn
+from pgqueue.dsn import redact_dsn
+from pgqueue.settings import configured_dsn, environment_variable, project_settings
 
 SETTING_COMMANDS = ("work", "prune")
 _NOT_SETTINGS = {"dsn", "help", "as_json"}

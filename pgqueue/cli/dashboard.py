@@ -8,10 +8,11 @@ import logging
 import click
 
 from pgqueue.cli import dsn_option, log_level_option
+from pgqueue.dsn import redact_dsn
 from pgqueue.logs import configure_logging
 from pgqueue.queue import Queue
 from pgqueue.registry import load_app
-from pgqueue.settings import redact_dsn, resolve_dsn
+from pgqueue.settings import resolve_dsn
 
 log = logging.getLogger("pgqueue")
 

@@ -13,12 +13,13 @@ from typing import Any
 import click
 
 from pgqueue.cli import dsn_option
+from pgqueue.dsn import redact_dsn
 from pgqueue.job import Job
 from pgqueue.logs import configure_logging
 from pgqueue.queue import Queue
 from pgqueue.records import JobRecord, JobStatus
 from pgqueue.retry import Backoff
-from pgqueue.settings import redact_dsn, resolve_dsn
+from pgqueue.settings import resolve_dsn
 from pgqueue.worker import Worker
 
 _SETTLE_TIMEOUT = 60.0

@@ -11,9 +11,10 @@ import click
 
 from pgqueue.cli import Duration, dsn_option, with_queue
 from pgqueue.cli.output import emit_json, json_option
+from pgqueue.dsn import redact_dsn
 from pgqueue.logs import configure_logging
 from pgqueue.retention import Retention
-from pgqueue.settings import redact_dsn, resolve_dsn
+from pgqueue.settings import resolve_dsn
 
 log = logging.getLogger("pgqueue")
 

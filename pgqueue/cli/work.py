@@ -7,7 +7,6 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -15,12 +14,14 @@ import click
 
 from pgqueue.cli import dsn_option, log_format_option, log_level_option
 from pgqueue.cli.ops import retention_from, retention_options
+from pgqueue.dsn import redact_dsn
+from pgqueue.durations import as_timedelta
 from pgqueue.job import check_queue_name
 from pgqueue.limits import QueueLimit
 from pgqueue.logs import LogFormat, configure_logging
 from pgqueue.queue import Queue
 from pgqueue.registry import load_app
-from pgqueue.settings import redact_dsn, resolve_dsn
+from pgqueue.settings import resolve_dsn
 from pgqueue.worker import Worker
 from pgqueue.worker.supervisor import Supervisor, SupervisorLink
 from pgqueue.worker.worker import check_heartbeat
@@ -212,6 +213,16 @@ def work(
     asyncio.run(_work(dsn, listen_dsn, **options))
 
 
+_DURATIONS = (
+    "poll_interval",
+    "timeout",
+    "shutdown_grace",
+    "heartbeat_interval",
+    "heartbeat_timeout",
+    "blocked_loop_timeout",
+)
+
+
 def _worker_options(queues: str | None, options: dict[str, Any]) -> dict[str, Any]:
     """The flags as Worker keywords; a UsageError for values that do not fit together."""
     options["queues"] = _split(queues)
@@ -224,10 +235,9 @@ def _worker_options(queues: str | None, options: dict[str, Any]) -> dict[str, An
         options.pop("queue_limits"), options.pop("queue_rates")
     )
     try:
-        check_heartbeat(
-            timedelta(seconds=options["heartbeat_interval"]),
-            timedelta(seconds=options["heartbeat_timeout"]),
-        )
+        for name in _DURATIONS:  # click's FloatRange lets inf and nan through
+            options[name] = as_timedelta(options[name], f"--{name.replace('_', '-')}")
+        check_heartbeat(options["heartbeat_interval"], options["heartbeat_timeout"])
         for name in [*(options["queues"] or []), *options["queue_limits"]]:
             check_queue_name(name)
     except ValueError as error:  # InvalidQueueName is one too

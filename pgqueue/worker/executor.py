@@ -142,7 +142,7 @@ class JobExecutor:
                         job.context, parent_results=await self._parent_results(claimed)
                     )
                 returned = await _call_handle(job, deadline)
-                result = _serialize_result(cls, returned)
+                result = result_json(cls, returned)  # InvalidResult fails the attempt
                 await transaction.commit_with(result)
             finally:
                 await transaction.close()  # rolls back unless committed
@@ -338,13 +338,6 @@ async def _in_daemon_thread(function: Callable[[], Any], name: str) -> Any:
 
     threading.Thread(target=target, name=name, daemon=True).start()
     return await outcome
-
-
-def _serialize_result(cls: type[Job], returned: Any) -> str | None:
-    """The result column's JSON, checked against handle()'s annotation first: InvalidResult
-    fails the attempt (before context.transaction() commits) rather than storing what
-    wait_for() and dependent jobs could not load."""
-    return result_json(cls, returned)
 
 
 def _error_entry(claimed: ClaimedJob, worker_id: UUID, error: BaseException) -> str:

@@ -17,8 +17,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 from uuid import uuid4
 
+from pgqueue.durations import as_timedelta
 from pgqueue.errors import ConfigurationError
-from pgqueue.job import as_timedelta, check_queue_name
+from pgqueue.job import check_queue_name
 from pgqueue.limits import QueueLimit
 from pgqueue.queue import Queue
 from pgqueue.registry import Registry, registry

@@ -147,6 +147,9 @@ def test_unimportable_app_is_a_clear_error() -> None:
         (["--queues", "tests,no spaces"], "queue name 'no spaces' is invalid"),
         (["--queue-limits", "bad name=3"], "queue name 'bad name' is invalid"),
         (["--blocked-loop-timeout", "0"], "--blocked-loop-timeout"),
+        (["--poll-interval", "inf"], "--poll-interval must be a finite number of seconds"),
+        (["--heartbeat-timeout", "nan"], "--heartbeat-timeout must be a finite number"),
+        (["--timeout", "1e300"], "--timeout must be at most a century"),
     ],
 )
 @pytest.mark.parametrize("processes", ["1", "2"])

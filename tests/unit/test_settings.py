@@ -7,8 +7,9 @@ import re
 import pytest
 
 from pgqueue import Queue
+from pgqueue.dsn import check_dsn, redact_dsn
 from pgqueue.errors import ConfigurationError, InvalidDsn
-from pgqueue.settings import check_dsn, redact_dsn, resolve_dsn
+from pgqueue.settings import resolve_dsn
 
 FLAG = "postgresql://flag@db/flag"
 PGQUEUE_DSN = "postgresql://pgqueue@db/pgqueue"

@@ -10,10 +10,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from click.testing import CliRunner
 
 from pgqueue import Backoff, Job, JobFailed, JobStatus, Queue, Worker
-from pgqueue.cli import main
 from pgqueue.sql import JOBS_CHANNEL
 from tests.factories import count, eventually, lines, running
 from tests.jobs import (
@@ -322,18 +320,3 @@ async def test_worker_refuses_infinite_nan_or_huge_durations(
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         Worker(queue, **{keyword: value})  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("flag", "value"),
-    [("--poll-interval", "inf"), ("--heartbeat-timeout", "nan"), ("--timeout", "1e300")],
-)
-async def test_work_refuses_an_infinite_nan_or_huge_duration_with_exit_2(
-    dsn: str, flag: str, value: str
-) -> None:
-    args = ["work", "--app", "tests.jobs", flag, value, "--dsn", dsn]
-    result = await asyncio.to_thread(CliRunner().invoke, main, args)
-
-    assert result.exit_code == 2, result.output
-    assert "must be" in result.stderr
-    assert "Traceback" not in result.output
