@@ -381,6 +381,8 @@ class Queue:
 
         Raises JobFailed or JobCancelled if it ended that way, WaitTimeout after ``timeout`` s.
         """
+        if not timeout >= 0:  # NaN compares false: it would wait forever
+            raise ValueError(f"timeout must be a number of seconds from 0, got {timeout!r}")
         deadline = time.monotonic() + timeout
         pause = 0.01
         while True:

@@ -19,7 +19,7 @@ from uuid import uuid4
 
 from pgqueue.durations import as_timedelta
 from pgqueue.errors import ConfigurationError
-from pgqueue.job import check_queue_name
+from pgqueue.job import check_max_retries, check_queue_name
 from pgqueue.limits import QueueLimit
 from pgqueue.queue import Queue
 from pgqueue.registry import Registry, registry
@@ -75,16 +75,14 @@ class Worker:
         metrics_port: int | None = None,
         metrics_host: str = "0.0.0.0",
     ) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be at least 0, got {max_retries}")
+        _check_count("concurrency", concurrency, 1)
+        check_max_retries(max_retries)
         self.id = uuid4()
         self._queue = queue
         self._queues = None if queues is None else [check_queue_name(q) for q in queues]
         self._concurrency = concurrency
-        if prefetch is not None and prefetch < 0:
-            raise ValueError(f"prefetch must be at least 0, got {prefetch}")
+        if prefetch is not None:
+            _check_count("prefetch", prefetch, 0)
         self._prefetch = _default_prefetch(concurrency) if prefetch is None else prefetch
         self._poll_interval = _positive(poll_interval, "poll_interval")
         self._defaults = RetryPolicy(
@@ -391,6 +389,11 @@ def check_heartbeat(interval: timedelta, timeout: timedelta) -> None:
             f"heartbeat_timeout ({timeout.total_seconds():g}s) must be longer than "
             f"heartbeat_interval ({interval.total_seconds():g}s)"
         )
+
+
+def _check_count(what: str, value: object, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{what} must be a whole number of at least {least}, got {value!r}")
 
 
 def _positive(value: timedelta | float, what: str, *, allow_zero: bool = False) -> timedelta:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import timedelta
 from uuid import uuid4
 
@@ -150,6 +151,15 @@ async def test_wait_for_returns_the_result_typed_by_handle(
     )
 
     assert await queue.wait_for(job_id, timeout=5) == Summary(total=6, label="3 values")
+
+
+@pytest.mark.parametrize("seconds", [math.nan, -1.0])
+async def test_wait_for_refuses_a_timeout_it_could_never_reach(
+    queue: Queue, seconds: float
+) -> None:
+    job_id = await queue.enqueue(Echo(text="x"))
+    with pytest.raises(ValueError, match="timeout must be a number of seconds from 0"):
+        await queue.wait_for(job_id, timeout=seconds)
 
 
 async def test_wait_for_a_failed_job_raises_job_failed_with_its_last_error(

@@ -201,7 +201,7 @@ async def test_cancelling_the_run_task_starts_no_buffered_job(
 
 
 async def test_negative_prefetch_is_refused(queue: Queue) -> None:
-    with pytest.raises(ValueError, match="prefetch must be at least 0, got -1"):
+    with pytest.raises(ValueError, match="prefetch must be a whole number of at least 0, got -1"):
         Worker(queue, prefetch=-1)
 
 

@@ -313,9 +313,14 @@ async def test_stop_is_clean_after_the_listening_connection_was_killed(
         ("heartbeat_interval", math.inf, "heartbeat_interval must be a finite number"),
         # now() - heartbeat_timeout would leave PostgreSQL's timestamps in every rescue
         ("heartbeat_timeout", timedelta(days=999_999_999), "heartbeat_timeout must be at most"),
+        ("blocked_loop_timeout", math.nan, "blocked_loop_timeout must be a finite number"),
+        ("concurrency", math.inf, "concurrency must be a whole number of at least 1, got inf"),
+        ("concurrency", 0, "concurrency must be a whole number of at least 1, got 0"),
+        ("prefetch", math.nan, "prefetch must be a whole number of at least 0, got nan"),
+        ("max_retries", math.nan, "max_retries must be an int from 0 to 32766, got nan"),
     ],
 )
-async def test_worker_refuses_infinite_nan_or_huge_durations(
+async def test_worker_refuses_infinite_nan_or_out_of_range_settings(
     queue: Queue, keyword: str, value: object, message: str
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
