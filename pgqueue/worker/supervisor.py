@@ -141,14 +141,13 @@ class Supervisor:
             # holds it: then give up on the byte after a moment).
             await asyncio.wait([told], timeout=1)
             told.cancel()
-            registered = told.done() and not told.cancelled() and told.result() == _REGISTERED
-            return _Exit(child.pid, code, registered, time.monotonic() - started)
+            return _Exit(child.pid, code, _is_registered(told), time.monotonic() - started)
         finally:
             ours.close()
             theirs.close()
 
     def _registered(self, slot: int, pid: int, told: asyncio.Future[bytes]) -> None:
-        if not told.cancelled() and told.exception() is None and told.result() == _REGISTERED:
+        if _is_registered(told):
             log.info("worker %s (pid %s) registered", slot, pid)
 
     def _forward(self, signum: int) -> None:
@@ -160,6 +159,13 @@ class Supervisor:
         for child in self._children.values():
             if child.returncode is None:
                 child.send_signal(signum)
+
+
+def _is_registered(told: asyncio.Future[bytes]) -> bool:
+    """Whether the read of a child's link got the byte it sends once registered."""
+    if not told.done() or told.cancelled() or told.exception() is not None:
+        return False
+    return told.result() == _REGISTERED
 
 
 class SupervisorLink:
