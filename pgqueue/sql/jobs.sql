@@ -29,23 +29,10 @@ FROM pgqueue.claim_jobs($1, $2, $3, $4);
 -- name: seconds_until_next_job
 -- Seconds from now (database clock) until the earliest job of these queues and types can be
 -- claimed (negative when overdue); NULL when none can. Lets an idle worker wake exactly when a
--- delayed job comes due or a rate window opens. Paused queues, and queues at their concurrency
--- limit (a finishing job there sends a NOTIFY), do not count.
+-- delayed job comes due or a rate window opens (pgqueue.next_run_at says which queues count,
+-- and reads index entries only, never the backlog).
 -- params: queues text[], job_types text[]
-SELECT extract(epoch FROM min(greatest(due.run_at, CASE
-        WHEN s.rate_limit IS NOT NULL AND s.rate_window_count >= s.rate_limit
-             AND s.rate_window_start + s.rate_period > now()
-        THEN s.rate_window_start + s.rate_period
-    END)) - now())::float8
-FROM (
-    SELECT j.queue, min(j.run_at) AS run_at FROM pgqueue.jobs AS j
-    WHERE j.status = 'pending' AND NOT j.blocked AND j.queue = ANY($1) AND j.job_type = ANY($2)
-    GROUP BY j.queue
-) AS due
-LEFT JOIN pgqueue.queues AS s ON s.name = due.queue
-WHERE NOT coalesce(s.paused, false)
-  AND (s.concurrency_limit IS NULL OR s.concurrency_limit > (
-      SELECT count(*) FROM pgqueue.jobs AS r WHERE r.status = 'running' AND r.queue = due.queue));
+SELECT extract(epoch FROM pgqueue.next_run_at($1, $2) - now())::float8;
 
 -- name: queue_depths
 -- Per queue of $1: the jobs ready to run now (pending, due, not waiting on parents) and how long

@@ -50,8 +50,8 @@ INSTALLED = {
     # enqueue, enqueue_batch, cancel_job, retry_job, retry_failed_jobs; since 0005 enqueue_job,
     # claim_jobs, complete_jobs, fail_job, rescue_expired_jobs, clear_jobs, settle_dependents,
     # notify_freed_slots, unique_key_is_taken, release_expired_unique_keys, enqueue_schedule_ticks;
-    # since 0008 worker_lease, keep_leased_workers, deregister_worker
-    "functions": 19,
+    # since 0008 worker_lease, keep_leased_workers, deregister_worker; since 0009 next_run_at
+    "functions": 20,
     "versions": [SCHEMA_REVISION],
 }
 REMOVED = {"jobs": False, "workers": False, "job_status": False, "functions": 0, "versions": []}
@@ -141,6 +141,18 @@ async def test_downgrading_0008_restores_the_0007_schema_exactly(empty_dsn: str)
     assert ("workers", "heartbeat_timeout", "interval", "", "YES") in upgraded["columns"]
     assert [name for name, _ in upgraded["triggers"]] == ["workers_keep_leased"]
     assert upgraded["functions"] != before["functions"]
+
+
+async def test_downgrading_0009_restores_the_0008_schema_exactly(empty_dsn: str) -> None:
+    await upgrade(empty_dsn, "0008")
+    before = await schema_definition(empty_dsn)
+
+    await upgrade(empty_dsn, "0009")
+    upgraded = await schema_definition(empty_dsn)
+    await downgrade(empty_dsn, "0008")
+
+    assert await schema_definition(empty_dsn) == before
+    assert len(upgraded["functions"]) == len(before["functions"]) + 1
 
 
 async def test_0007_keeps_the_grants_on_the_functions_it_creates_anew(empty_dsn: str) -> None:
