@@ -213,6 +213,25 @@ def _buffered(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k != "PYTHONUNBUFFERED"}
 
 
+def into_a_closed_pipe(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``python ARGS`` with stdout a pipe whose reader is gone before it writes: its first
+    write (or its flush at exit) fails."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=REPO,
+            env=env,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(writer)
+
+
 async def _job_count(dsn: str) -> int:
     connection = await asyncpg.connect(dsn)
     try:
@@ -253,21 +272,8 @@ async def test_a_command_whose_reader_has_gone_exits_141_saying_nothing(
     env = environment(dsn)
     env = _buffered(env) if buffering == "buffered" else {**env, "PYTHONUNBUFFERED": "1"}
     await queue.enqueue(Echo(text="x"))
-    reader, writer = os.pipe()
-    os.close(reader)  # gone before the command writes: its first write fails
-    try:
-        result = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "pgqueue", *command],
-            cwd=REPO,
-            env=env,
-            stdout=writer,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        os.close(writer)
+
+    result = await asyncio.to_thread(into_a_closed_pipe, ["-m", "pgqueue", *command], env)
 
     assert (result.returncode, result.stderr) == (141, "")
     assert await _job_count(dsn) == 1
@@ -277,19 +283,6 @@ def test_output_still_buffered_at_a_closed_pipe_is_dropped_without_a_word() -> N
     # What the commands print is flushed line by line, but whatever is still buffered when
     # the pipe closes must not make the flush at exit print "Exception ignored ...".
     probe = "import sys; from pgqueue.cli import _end_at_closed_pipe as end; print('x'); end()"
-    reader, writer = os.pipe()
-    os.close(reader)
-    try:
-        result = subprocess.run(
-            [sys.executable, "-c", probe],
-            cwd=REPO,
-            env=_buffered(environment(None)),
-            stdout=writer,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=60,
-        )
-    finally:
-        os.close(writer)
+    result = into_a_closed_pipe(["-c", probe], _buffered(environment(None)))
 
     assert (result.returncode, result.stderr) == (141, "")
