@@ -195,9 +195,16 @@ class JobRelations(_Record):
     worker: Json[WorkerLink] | None
 
 
+# pgqueue.waiting_jobs counts a queue's pending, scheduled and blocked jobs exactly up to this
+# many each, and estimates a larger count from the planner's statistics.
+EXACT_COUNT = 10_000
+
+
 class QueueSummary(_Record):
     """One queue's live state: what waits, runs and died, read by index only, so it costs the
-    same however many finished jobs the table keeps (``QueueOverview`` also counts those)."""
+    same however many finished jobs the table keeps (``QueueOverview`` also counts those), and
+    however many jobs wait: ``pending``, ``scheduled`` and ``blocked`` above ``EXACT_COUNT``
+    are estimates."""
 
     queue: str
     pending: int  # due now

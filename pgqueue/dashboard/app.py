@@ -22,6 +22,7 @@ from pgqueue.dashboard import api, pages
 from pgqueue.dashboard.openapi import serve_document
 from pgqueue.dashboard.security import Credentials, Guard
 from pgqueue.queue import Queue
+from pgqueue.records import EXACT_COUNT
 
 _HERE = Path(__file__).parent
 
@@ -46,6 +47,7 @@ def create_app(
     templates = Jinja2Templates(directory=_HERE / "templates")
     templates.env.filters["when"] = _when
     templates.env.filters["span"] = _span
+    templates.env.filters["count"] = _count
     templates.env.globals["path_for"] = _path_for
     app = Starlette(
         routes=[
@@ -94,6 +96,11 @@ def _path_for(context: Mapping[str, Any], name: str, /, **params: Any) -> str:
 def _when(moment: datetime | None) -> str:
     """A timestamp as the pages show it: UTC to the second."""
     return "" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _count(jobs: int) -> str:
+    """A count of waiting jobs, marked as the estimate it is above EXACT_COUNT."""
+    return f"≈{jobs:,}" if jobs > EXACT_COUNT else str(jobs)
 
 
 def _span(length: timedelta | float | None) -> str:

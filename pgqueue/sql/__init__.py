@@ -16,7 +16,7 @@ JOBS_CHANNEL = "pgqueue_jobs"
 #: The NOTIFY channel on which cancel_job tells a worker to stop a running job (payload: its id).
 CANCEL_CHANNEL = "pgqueue_cancel"
 #: The schema revision these queries need: the alembic head of migrations/.
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 

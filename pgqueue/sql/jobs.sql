@@ -36,14 +36,13 @@ SELECT extract(epoch FROM pgqueue.next_run_at($1, $2) - now())::float8;
 
 -- name: queue_depths
 -- Per queue of $1: the jobs ready to run now (pending, due, not waiting on parents) and how long
--- the oldest of them has been due, read through the claimable index (the workers' metrics).
+-- the oldest of them has been due (the workers' metrics). Counted by pgqueue.waiting_jobs: exact
+-- up to 10,000, estimated above, so a scrape costs the same however large a backlog grows.
 -- params: queues text[]
-SELECT q.name AS queue, count(j.id) AS ready,
-    coalesce(extract(epoch FROM now() - min(j.run_at)), 0)::float8 AS oldest_age_seconds
+SELECT q.name AS queue, w.pending AS ready,
+    coalesce(extract(epoch FROM now() - w.oldest_due), 0)::float8 AS oldest_age_seconds
 FROM unnest($1::text[]) AS q(name)
-LEFT JOIN pgqueue.jobs AS j
-    ON j.queue = q.name AND j.status = 'pending' AND NOT j.blocked AND j.run_at <= now()
-GROUP BY q.name
+CROSS JOIN LATERAL pgqueue.waiting_jobs(q.name) AS w
 ORDER BY q.name;
 
 -- name: complete_jobs

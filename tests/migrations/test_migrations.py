@@ -50,8 +50,9 @@ INSTALLED = {
     # enqueue, enqueue_batch, cancel_job, retry_job, retry_failed_jobs; since 0005 enqueue_job,
     # claim_jobs, complete_jobs, fail_job, rescue_expired_jobs, clear_jobs, settle_dependents,
     # notify_freed_slots, unique_key_is_taken, release_expired_unique_keys, enqueue_schedule_ticks;
-    # since 0008 worker_lease, keep_leased_workers, deregister_worker; since 0009 next_run_at
-    "functions": 20,
+    # since 0008 worker_lease, keep_leased_workers, deregister_worker; since 0009 next_run_at;
+    # since 0010 estimated_rows, waiting_jobs
+    "functions": 22,
     "versions": [SCHEMA_REVISION],
 }
 REMOVED = {"jobs": False, "workers": False, "job_status": False, "functions": 0, "versions": []}
@@ -121,6 +122,7 @@ ADDED = {
     "0007": ("columns", ("jobs", "trace_context", "jsonb", "", "YES")),
     "0008": ("triggers", ("workers_keep_leased",)),
     "0009": ("functions", ("pgqueue.next_run_at(text[],text[])",)),
+    "0010": ("functions", ("pgqueue.waiting_jobs(text,integer)",)),
 }
 
 

@@ -8,37 +8,53 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from typing import Any
+from uuid import uuid4
 
 import asyncpg
 import pytest
 
 from pgqueue import Queue
+from pgqueue.records import EXACT_COUNT
 from pgqueue.sql import queries
 from tests.jobs import Echo
 
 ECHO = Echo.job_options.name
-BACKLOG = 20_000  # per kind: enough that reading it would cost thousands of buffers
+BACKLOG = 60_000  # per kind: reading it would cost hundreds of buffers, a claim under 100
 QUEUES = ["tests", "paused"]
 
 
-async def run_explained(db: asyncpg.Connection, generic: bool) -> tuple[float, dict[str, Any]]:
-    """The look-ahead's answer and its executed plan, for the worker's queues and types."""
-    sql = queries["seconds_until_next_job"].sql
-    explain = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)"
-    await db.fetchval(sql, QUEUES, [ECHO])  # the first call plans the function's statements
-    if not generic:
-        plan = await db.fetchval(f"{explain} {sql}", QUEUES, [ECHO])
-        answer = await db.fetchval(sql, QUEUES, [ECHO])
-        return answer, json.loads(plan)[0]["Plan"]
-    await db.execute(f"PREPARE look_ahead (text[], text[]) AS {sql}")
-    await db.execute("SET plan_cache_mode = force_generic_plan")
+async def undone(db: asyncpg.Connection, sql: str, args: tuple[object, ...]) -> list[Any]:
+    """The statement's rows, in a transaction rolled back: a claim leaves the jobs pending."""
+    transaction = db.transaction()
+    await transaction.start()
     try:
-        literals = "'{tests,paused}', ARRAY[$$" + ECHO + "$$]"
-        plan = await db.fetchval(f"{explain} EXECUTE look_ahead({literals})")
-        answer = await db.fetchval(f"EXECUTE look_ahead({literals})")
+        return await db.fetch(sql, *args)
     finally:
-        await db.execute("DEALLOCATE look_ahead; RESET plan_cache_mode")
-    return answer, json.loads(plan)[0]["Plan"]
+        await transaction.rollback()
+
+
+async def run_explained(
+    db: asyncpg.Connection, name: str, *args: object, generic: bool
+) -> tuple[list[Any], dict[str, Any]]:
+    """The named query's rows and its executed plan, as the worker runs it, each undone. The
+    plans that matter are those of the statements inside the pgqueue function it calls, which
+    the session caches as it would a prepared statement's: generic=True makes them the generic
+    plans that a long-lived worker may settle on."""
+    sql = queries[name].sql
+    mode = "force_generic_plan" if generic else "force_custom_plan"
+    await db.execute(f"SET plan_cache_mode = {mode}")
+    try:
+        await undone(db, sql, args)  # the first call plans the function's statements
+        explained = await undone(db, f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", args)
+        rows = await undone(db, sql, args)
+    finally:
+        await db.execute("RESET plan_cache_mode")
+    return rows, json.loads(explained[0][0])[0]["Plan"]
+
+
+def buffers(plan: dict[str, Any]) -> int:
+    """The buffers a plan read, those of the functions its nodes call included."""
+    return int(plan["Shared Hit Blocks"] + plan["Shared Read Blocks"])
 
 
 @pytest.fixture
@@ -68,12 +84,12 @@ async def backlog(queue: Queue, db: asyncpg.Connection) -> asyncpg.Connection:
 async def test_the_look_ahead_reads_a_few_buffers_however_large_the_backlog(
     backlog: asyncpg.Connection, generic: bool
 ) -> None:
-    answer, plan = await run_explained(backlog, generic)
+    rows, plan = await run_explained(
+        backlog, "seconds_until_next_job", QUEUES, [ECHO], generic=generic
+    )
 
-    assert 3500 < answer <= 3600  # the job due in an hour, not the paused queue's due ones
-    # A node's buffers include those of the functions it calls (pgqueue.next_run_at).
-    read = plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]
-    assert read < 50, f"{read} buffers for {2 * BACKLOG} waiting jobs"
+    assert 3500 < rows[0][0] <= 3600  # the job due in an hour, not the paused queue's due ones
+    assert buffers(plan) < 50, f"{buffers(plan)} buffers for {2 * BACKLOG} waiting jobs"
 
 
 async def test_the_look_ahead_never_scans_the_jobs_table(
@@ -111,3 +127,80 @@ async def test_the_look_ahead_takes_the_earliest_over_priorities_and_steps_over_
 
     assert seconds is not None
     assert 590 < seconds <= 600
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+async def test_a_claim_reads_the_due_jobs_only_however_large_the_backlog(
+    backlog: asyncpg.Connection, queue: Queue, generic: bool
+) -> None:
+    urgent = [await queue.enqueue(Echo(text=f"urgent {n}"), priority=3) for n in range(2)]
+    due = [await queue.enqueue(Echo(text=f"due {n}")) for n in range(5)]
+    worker_id = uuid4()
+
+    # Asking for more than are due: the claim must stop at the first job not due yet.
+    rows, plan = await run_explained(
+        backlog, "claim_jobs", QUEUES, [ECHO], worker_id, 10, generic=generic
+    )
+
+    assert [row["id"] for row in rows[:2]] == urgent  # the higher priority first
+    assert sorted(row["id"] for row in rows[2:]) == due
+    print(buffers(plan))
+    assert buffers(plan) < 200, f"{buffers(plan)} buffers to claim {len(rows)} jobs"
+
+
+async def test_a_claim_never_scans_the_jobs_table(
+    backlog: asyncpg.Connection, queue: Queue
+) -> None:
+    job = await queue.enqueue(Echo(text="due"))
+    scans = (
+        "SELECT seq_scan FROM pg_stat_xact_user_tables"
+        " WHERE schemaname = 'pgqueue' AND relname = 'jobs'"
+    )
+    async with backlog.transaction():
+        before = await backlog.fetchval(scans)
+        claimed = await backlog.fetch(queries["claim_jobs"].sql, QUEUES, [ECHO], uuid4(), 10)
+        after = await backlog.fetchval(scans)
+
+    assert [row["id"] for row in claimed] == [job]
+    assert after == before
+    status = await backlog.fetchval("SELECT status::text FROM pgqueue.jobs WHERE id = $1", job)
+    assert status == "running"
+
+
+async def test_the_counts_of_waiting_jobs_are_exact_up_to_a_bound_and_estimated_above(
+    backlog: asyncpg.Connection, queue: Queue
+) -> None:
+    await queue.enqueue(Echo(text="due"))
+    counts = "SELECT pending, scheduled, blocked, estimated FROM pgqueue.waiting_jobs($1, $2)"
+
+    exact = await backlog.fetchrow(counts, "tests", 100_000)
+    bounded = await backlog.fetchrow(counts, "tests", 1000)
+    paused = await backlog.fetchrow(counts, "paused", 1000)
+
+    assert tuple(exact) == (1, BACKLOG + 1, 0, False)
+    pending, scheduled, blocked, estimated = bounded
+    assert (pending, blocked, estimated) == (1, 0, True)
+    assert 0.8 * BACKLOG < scheduled < 1.2 * BACKLOG  # the statistics, less the exact pending
+    pending, scheduled, blocked, estimated = paused
+    assert (scheduled, blocked, estimated) == (0, 0, True)
+    assert 0.8 * BACKLOG < pending < 1.2 * BACKLOG
+
+
+async def test_the_queue_summary_reads_a_bounded_number_of_buffers(
+    backlog: asyncpg.Connection, queue: Queue
+) -> None:
+    """A page load or a scrape: exact counts stop at EXACT_COUNT index entries (a few hundred
+    buffers), however many jobs wait."""
+    rows, plan = await run_explained(backlog, "queue_summary", generic=False)
+    depths, depth_plan = await run_explained(backlog, "queue_depths", QUEUES, generic=True)
+
+    by_queue = {row["queue"]: row for row in rows}
+    assert by_queue["tests"]["scheduled"] > EXACT_COUNT
+    assert by_queue["paused"]["pending"] > EXACT_COUNT
+    assert by_queue["paused"]["paused"]
+    assert [(row["queue"], row["ready"] > EXACT_COUNT) for row in depths] == [
+        ("paused", True),
+        ("tests", False),
+    ]
+    assert buffers(plan) < 1000, f"{buffers(plan)} buffers for {2 * BACKLOG} waiting jobs"
+    assert buffers(depth_plan) < 1000, f"{buffers(depth_plan)} buffers"
