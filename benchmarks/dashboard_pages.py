@@ -22,8 +22,8 @@ import asyncpg
 import httpx
 
 from pgqueue import Queue
+from pgqueue.bench.harness import fresh_database
 from pgqueue.bench.rows import insert_finished_jobs
-from pgqueue.bench.run import fresh_database
 from pgqueue.dashboard import create_app
 
 RESULTS = Path(__file__).parent / "results"

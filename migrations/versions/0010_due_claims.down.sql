@@ -1,4 +1,5 @@
--- Reverts revision 0010: claim_jobs and queue_summary as 0007 declared them (grants kept).
+-- Reverts revision 0010: claim_jobs and queue_summary as 0007 declared them, next_run_at as
+-- 0009 did (grants kept).
 CREATE OR REPLACE FUNCTION pgqueue.claim_jobs(queues text[], job_types text[], worker_id uuid, max_jobs integer)
 RETURNS TABLE (id bigint, queue text, job_type text, payload text, attempts smallint,
                max_attempts smallint, retry_backoff interval, depends_on bigint[],
@@ -120,3 +121,55 @@ ORDER BY 1;
 DROP FUNCTION pgqueue.waiting_jobs(text, integer);
 DROP FUNCTION pgqueue.estimated_rows(text);
 DROP STATISTICS pgqueue.jobs_waiting_stats;
+DROP INDEX pgqueue.jobs_claimable_by_type_idx;
+
+CREATE OR REPLACE FUNCTION pgqueue.next_run_at(queues text[], job_types text[]) RETURNS timestamptz
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    queue_name text;
+    settings record;
+    rate_opens_at timestamptz;
+    level smallint;
+    first_run_at timestamptz;
+    earliest timestamptz;
+BEGIN
+    -- A loop over the array rather than a join with it: a statement taking the array is
+    -- planned anew on every call (its generic plan guesses ten elements and looks dearer).
+    FOREACH queue_name IN ARRAY next_run_at.queues LOOP
+        SELECT s.paused, s.concurrency_limit, s.rate_limit, s.rate_window_count,
+            s.rate_window_start, s.rate_period
+        INTO settings FROM pgqueue.queues AS s WHERE s.name = queue_name;
+        CONTINUE WHEN settings.paused;  -- NULL (no settings row): open
+        CONTINUE WHEN settings.concurrency_limit <= (
+            SELECT count(*) FROM pgqueue.jobs AS r
+            WHERE r.status = 'running' AND r.queue = queue_name);
+        rate_opens_at := CASE
+            WHEN settings.rate_window_count >= settings.rate_limit
+                 AND settings.rate_window_start + settings.rate_period > now()
+            THEN settings.rate_window_start + settings.rate_period
+        END;
+        level := (SELECT j.priority FROM pgqueue.jobs AS j
+                  WHERE j.status = 'pending' AND NOT j.blocked AND j.queue = queue_name
+                  ORDER BY j.priority DESC LIMIT 1);
+        WHILE level IS NOT NULL LOOP
+            -- Rows of other job types are stepped over, in run_at order.
+            first_run_at := (SELECT j.run_at FROM pgqueue.jobs AS j
+                             WHERE j.status = 'pending' AND NOT j.blocked
+                               AND j.queue = queue_name AND j.priority = level
+                               AND j.job_type = ANY(next_run_at.job_types)
+                             ORDER BY j.run_at LIMIT 1);
+            IF first_run_at IS NOT NULL THEN
+                earliest := least(earliest, greatest(first_run_at, rate_opens_at));
+                IF earliest <= now() THEN
+                    RETURN earliest;  -- due already: nothing can come sooner
+                END IF;
+            END IF;
+            level := (SELECT j.priority FROM pgqueue.jobs AS j
+                      WHERE j.status = 'pending' AND NOT j.blocked AND j.queue = queue_name
+                        AND j.priority < level
+                      ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
+    END LOOP;
+    RETURN earliest;
+END
+$$;

@@ -1,4 +1,10 @@
--- pgqueue revision 0010: the claim reads the due jobs only.
+-- pgqueue revision 0010: the claim, the look-ahead and the counts read the due jobs only.
+
+-- The jobs that can be claimed, by job type: for a worker whose own due jobs sit behind due
+-- jobs of types it does not run (a type no worker runs yet, or whose workers are down), so that
+-- it reads its own without walking past the others.
+CREATE INDEX jobs_claimable_by_type_idx ON pgqueue.jobs (queue, priority DESC, job_type, run_at, id)
+    WHERE status = 'pending' AND NOT blocked;
 
 -- As in 0007 (same signature, so grants are kept), but each queue's jobs are claimed one
 -- priority at a time. Within one priority, jobs_claimable_idx (queue, priority DESC, run_at, id)
@@ -20,6 +26,8 @@ DECLARE
     got integer;
     allowed integer;
     level smallint;
+    first_type text;
+    ids bigint[];  -- the jobs to claim at this level
     rate_window timestamptz;  -- set when the queue has a rate limit
     rate_used integer;
 BEGIN
@@ -71,25 +79,61 @@ BEGIN
                   WHERE j.status = 'pending' AND NOT j.blocked AND j.queue = target.name
                   ORDER BY j.priority DESC LIMIT 1);
         WHILE level IS NOT NULL LOOP
-            RETURN QUERY
-            UPDATE pgqueue.jobs AS j
-            SET status = 'running', attempts = j.attempts + 1, started_at = now(),
-                finished_at = NULL, worker_id = claim_jobs.worker_id
-            -- The ids as an array, not a join: the generic plan that a long-lived worker may
-            -- settle on cannot know the LIMIT, guesses a thousand rows and would hash-join the
-            -- whole table, where an array is looked up in the primary key. ARRAY() runs once.
-            WHERE j.id = ANY(ARRAY(
-                SELECT c.id FROM pgqueue.jobs AS c
-                WHERE c.status = 'pending' AND NOT c.blocked AND c.queue = target.name
-                  AND c.priority = level AND c.run_at <= now()
-                  AND c.job_type = ANY(claim_jobs.job_types)
-                ORDER BY c.run_at, c.id
-                LIMIT allowed - taken
-                FOR UPDATE SKIP LOCKED  -- other workers skip the rows we lock, never wait
-            ))
-            RETURNING j.id, j.queue, j.job_type, j.payload::text, j.attempts, j.max_attempts,
-                j.retry_backoff, j.depends_on, j.trace_context::text;
-            GET DIAGNOSTICS got = ROW_COUNT;
+            -- The job type of the first due job decides how to read the due jobs of this level.
+            first_type := (SELECT c.job_type FROM pgqueue.jobs AS c
+                           WHERE c.status = 'pending' AND NOT c.blocked
+                             AND c.queue = target.name AND c.priority = level
+                             AND c.run_at <= now()
+                           ORDER BY c.run_at, c.id LIMIT 1);
+            IF first_type = ANY(claim_jobs.job_types) THEN
+                -- In claim order through jobs_claimable_idx, locking as it goes.
+                ids := ARRAY(
+                    SELECT c.id FROM pgqueue.jobs AS c
+                    WHERE c.status = 'pending' AND NOT c.blocked AND c.queue = target.name
+                      AND c.priority = level AND c.run_at <= now()
+                      AND c.job_type = ANY(claim_jobs.job_types)
+                    ORDER BY c.run_at, c.id
+                    LIMIT allowed - taken
+                    FOR UPDATE SKIP LOCKED);  -- other workers skip the rows we lock, never wait
+            ELSIF first_type IS NOT NULL THEN
+                -- Due jobs of types this worker does not run come first: walking past them
+                -- would cost every claim as many reads as there are of them. Instead, per type
+                -- it runs, the first due jobs through jobs_claimable_by_type_idx, merged in
+                -- claim order; then those not taken meanwhile are locked (a row claimed by
+                -- another worker since fails the conditions, rechecked on its newest version).
+                ids := ARRAY(
+                    SELECT l.id FROM pgqueue.jobs AS l
+                    WHERE l.id = ANY(ARRAY(
+                        SELECT x.id FROM unnest(claim_jobs.job_types) AS t(name)
+                        CROSS JOIN LATERAL (
+                            SELECT c.id, c.run_at FROM pgqueue.jobs AS c
+                            WHERE c.status = 'pending' AND NOT c.blocked
+                              AND c.queue = target.name AND c.priority = level
+                              AND c.job_type = t.name AND c.run_at <= now()
+                            ORDER BY c.run_at, c.id
+                            LIMIT allowed - taken) AS x
+                        ORDER BY x.run_at, x.id
+                        LIMIT allowed - taken))
+                      AND l.status = 'pending' AND NOT l.blocked AND l.queue = target.name
+                      AND l.priority = level AND l.run_at <= now()
+                    FOR UPDATE SKIP LOCKED);
+            ELSE
+                ids := NULL;  -- nothing due at this level
+            END IF;
+            got := 0;
+            IF cardinality(ids) > 0 THEN
+                RETURN QUERY
+                UPDATE pgqueue.jobs AS j
+                SET status = 'running', attempts = j.attempts + 1, started_at = now(),
+                    finished_at = NULL, worker_id = claim_jobs.worker_id
+                -- The ids as an array, not a join: the generic plan that a long-lived worker
+                -- may settle on cannot know the LIMIT, guesses a thousand rows and would
+                -- hash-join the whole table, where an array is looked up in the primary key.
+                WHERE j.id = ANY(ids)
+                RETURNING j.id, j.queue, j.job_type, j.payload::text, j.attempts, j.max_attempts,
+                    j.retry_backoff, j.depends_on, j.trace_context::text;
+                GET DIAGNOSTICS got = ROW_COUNT;
+            END IF;
             taken := taken + got;
             EXIT WHEN taken >= allowed;
             level := (SELECT j.priority FROM pgqueue.jobs AS j
@@ -104,6 +148,70 @@ BEGIN
             WHERE s.name = settings.name;
         END IF;
     END LOOP;
+END
+$$;
+
+-- As in 0009 (same signature), but jobs of types these workers do not run no longer cost a
+-- walk past them: when the first job of a priority is of another type, the first of each of
+-- these types is read through jobs_claimable_by_type_idx instead.
+CREATE OR REPLACE FUNCTION pgqueue.next_run_at(queues text[], job_types text[]) RETURNS timestamptz
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    queue_name text;
+    settings record;
+    rate_opens_at timestamptz;
+    level smallint;
+    first_type text;
+    first_run_at timestamptz;
+    earliest timestamptz;
+BEGIN
+    -- A loop over the array rather than a join with it: a statement taking the array is
+    -- planned anew on every call (its generic plan guesses ten elements and looks dearer).
+    FOREACH queue_name IN ARRAY next_run_at.queues LOOP
+        SELECT s.paused, s.concurrency_limit, s.rate_limit, s.rate_window_count,
+            s.rate_window_start, s.rate_period
+        INTO settings FROM pgqueue.queues AS s WHERE s.name = queue_name;
+        CONTINUE WHEN settings.paused;  -- NULL (no settings row): open
+        CONTINUE WHEN settings.concurrency_limit <= (
+            SELECT count(*) FROM pgqueue.jobs AS r
+            WHERE r.status = 'running' AND r.queue = queue_name);
+        rate_opens_at := CASE
+            WHEN settings.rate_window_count >= settings.rate_limit
+                 AND settings.rate_window_start + settings.rate_period > now()
+            THEN settings.rate_window_start + settings.rate_period
+        END;
+        level := (SELECT j.priority FROM pgqueue.jobs AS j
+                  WHERE j.status = 'pending' AND NOT j.blocked AND j.queue = queue_name
+                  ORDER BY j.priority DESC LIMIT 1);
+        WHILE level IS NOT NULL LOOP
+            SELECT j.job_type, j.run_at INTO first_type, first_run_at FROM pgqueue.jobs AS j
+            WHERE j.status = 'pending' AND NOT j.blocked AND j.queue = queue_name
+              AND j.priority = level
+            ORDER BY j.run_at LIMIT 1;
+            IF NOT first_type = ANY(next_run_at.job_types) THEN
+                -- Jobs of types these workers do not run come first: the first of each type
+                -- they run instead, one descent each, not a walk past the others.
+                first_run_at := (
+                    SELECT min(x.run_at) FROM unnest(next_run_at.job_types) AS t(name)
+                    CROSS JOIN LATERAL (
+                        SELECT j.run_at FROM pgqueue.jobs AS j
+                        WHERE j.status = 'pending' AND NOT j.blocked AND j.queue = queue_name
+                          AND j.priority = level AND j.job_type = t.name
+                        ORDER BY j.run_at LIMIT 1) AS x);
+            END IF;
+            IF first_run_at IS NOT NULL THEN
+                earliest := least(earliest, greatest(first_run_at, rate_opens_at));
+                IF earliest <= now() THEN
+                    RETURN earliest;  -- due already: nothing can come sooner
+                END IF;
+            END IF;
+            level := (SELECT j.priority FROM pgqueue.jobs AS j
+                      WHERE j.status = 'pending' AND NOT j.blocked AND j.queue = queue_name
+                        AND j.priority < level
+                      ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
+    END LOOP;
+    RETURN earliest;
 END
 $$;
 

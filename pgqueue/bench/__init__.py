@@ -14,6 +14,11 @@ Two more on request, on a table millions of rows deep:
   after N completed jobs were put straight into the table (untimed; ``fill_seconds``).
 - ``latency_during_prune`` (``--prune-rows N``): a worker busy with jobs enqueued at 500/s;
   their enqueue-to-start latency before and while ``Queue.prune`` deletes N old completed jobs.
+- ``backlog_empty`` and ``backlog_<scheduled|paused>_<N>`` (``--scheduled-rows N``,
+  ``--paused-rows N``): one worker's throughput, then its wake-up p50/p99 and database CPU per
+  job for a stream of BACKLOG_STREAM_RATE jobs/s, with N jobs scheduled for tomorrow or N due
+  jobs in a paused queue it serves, and as ratios of the same on an empty table.
 """
 
 STREAM_RATE = 500  # jobs enqueued per second, before and during the prune
+BACKLOG_STREAM_RATE = 20  # jobs enqueued per second to an otherwise idle worker

@@ -10,12 +10,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+from uuid import uuid4
 
-from pgqueue.bench.jobs import BENCH_QUEUE, LOG_VARIABLE
+import asyncpg
+
+from pgqueue.bench.jobs import BENCH_QUEUE, LOG_VARIABLE, Noop
 from pgqueue.queue import Queue
 
 DEADLINE = 600.0  # seconds any one workload may take before the run is called failed
@@ -32,6 +36,32 @@ class Result:
     value: float
     unit: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(dsn: str) -> AsyncIterator[str]:
+    """A new database on the server of ``dsn``, migrated; dropped on exit."""
+    from pgqueue import migrate  # not at the top: `pgqueue work` imports every command's module
+
+    name = f"pgqueue_bench_{uuid4().hex[:12]}"  # made here, so safe to put in the statement
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            fresh = _with_database(dsn, name)
+            await migrate.upgrade(fresh)
+            yield fresh
+        finally:
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def _with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise BenchmarkFailed("pgqueue bench needs a postgresql:// URL as its DSN")
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 @contextlib.contextmanager
@@ -117,6 +147,31 @@ def handler_starts(log: Path) -> list[tuple[int, int]]:
 def peak_rss_mib(workers: Sequence[subprocess.Popen[bytes]]) -> float:
     """The largest peak RSS among the worker processes."""
     return round(max(_vm_hwm_kib(worker.pid) for worker in workers) / 1024, 1)
+
+
+@contextlib.asynccontextmanager
+async def streaming(queue: Queue, commits: dict[int, int], rate: float) -> AsyncIterator[None]:
+    """Enqueue no-op jobs at ``rate`` a second until the block ends, noting in ``commits`` when
+    each one committed (monotonic ns)."""
+    stop = asyncio.Event()
+    stream = asyncio.create_task(_stream(queue, commits, rate, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await stream
+
+
+async def _stream(queue: Queue, commits: dict[int, int], rate: float, stop: asyncio.Event) -> None:
+    interval_ns = 1e9 / rate
+    due = float(time.monotonic_ns())
+    while not stop.is_set():
+        job_id = await queue.enqueue(Noop())
+        commits[job_id] = time.monotonic_ns()
+        # On a fixed schedule, so sleeps that overshoot are made up for; but a stall longer than
+        # a few intervals is not, since catching up on it would be a burst.
+        due = max(due + interval_ns, time.monotonic_ns() - 5 * interval_ns)
+        await asyncio.sleep((due - time.monotonic_ns()) / 1e9)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

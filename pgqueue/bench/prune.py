@@ -10,10 +10,8 @@ came before the prune or while it ran.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -29,9 +27,9 @@ from pgqueue.bench.harness import (
     percentiles,
     registered_workers,
     running_workers,
+    streaming,
     wait_until,
 )
-from pgqueue.bench.jobs import Noop
 from pgqueue.bench.rows import count_finished_by, insert_finished_jobs
 from pgqueue.queue import Queue
 from pgqueue.retention import Retention
@@ -120,7 +118,7 @@ async def _prune_under_stream(dsn: str, timeline: _Timeline) -> int:
             with running_workers(dsn, log, 1, _CONCURRENCY, options=_KEEP_FOREVER):
                 await wait_until(lambda: registered_workers(queue), 1, what="worker registered")
                 await asyncio.sleep(SETTLE)  # let it go idle: a benchmark, not a test
-                async with _streaming(queue, timeline.commits):
+                async with streaming(queue, timeline.commits, STREAM_RATE):
                     await asyncio.sleep(_BASELINE)
                     timeline.prune_started = time.monotonic_ns()
                     deleted = await pruner.prune(batch_size=_PRUNE_BATCH)
@@ -131,27 +129,3 @@ async def _prune_under_stream(dsn: str, timeline: _Timeline) -> int:
                 )
             timeline.starts = handler_starts(log)
     return sum(deleted.values())
-
-
-@contextlib.asynccontextmanager
-async def _streaming(queue: Queue, commits: dict[int, int]) -> AsyncIterator[None]:
-    """Enqueue no-op jobs at STREAM_RATE until the block ends, noting when each committed."""
-    stop = asyncio.Event()
-    stream = asyncio.create_task(_stream(queue, commits, stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await stream
-
-
-async def _stream(queue: Queue, commits: dict[int, int], stop: asyncio.Event) -> None:
-    interval_ns = 1e9 / STREAM_RATE
-    due = float(time.monotonic_ns())
-    while not stop.is_set():
-        job_id = await queue.enqueue(Noop())
-        commits[job_id] = time.monotonic_ns()
-        # On a fixed schedule, so sleeps that overshoot are made up for; but a stall longer than
-        # a few intervals is not, since catching up on it would be a burst.
-        due = max(due + interval_ns, time.monotonic_ns() - 5 * interval_ns)
-        await asyncio.sleep((due - time.monotonic_ns()) / 1e9)

@@ -1,5 +1,5 @@
-"""The rows ``pgqueue bench`` writes and counts with SQL of its own: millions of finished jobs
-put straight into the table, and counts that stay cheap however many of those there are.
+"""The rows ``pgqueue bench`` writes and counts with SQL of its own: millions of finished or
+waiting jobs put straight into the table, and counts that stay cheap however many there are.
 
 This SQL sets benchmarks up and checks them; it is not pgqueue's, so it lives here rather than
 in ``pgqueue/sql`` (where every query is a ``JobStore`` method).
@@ -30,6 +30,15 @@ CROSS JOIN LATERAL (
     SELECT $7::timestamptz - $8::interval * (($6::bigint - g)::float8 / $6::bigint) AS finished_at
 ) AS t
 """
+
+# $3 pending no-op jobs of queue $1 (job type $2), due $4 from now, a millisecond apart.
+_INSERT_PENDING_JOBS = """
+INSERT INTO pgqueue.jobs (queue, job_type, payload, run_at)
+SELECT $1, $2, '{}', now() + $4::interval + g * interval '1 ms'
+FROM generate_series(1, $3::bigint) AS g
+"""
+
+_COUNT_PENDING = "SELECT count(*) FROM pgqueue.jobs WHERE queue = $1 AND status = 'pending'"
 
 _COUNT_COMPLETED = "SELECT count(*) FROM pgqueue.jobs WHERE status = 'completed'"
 
@@ -66,6 +75,24 @@ async def insert_finished_jobs(
     if counted != rows:
         raise BenchmarkFailed(f"{counted} completed rows after inserting {rows}")
     return newest
+
+
+async def insert_pending_jobs(dsn: str, queue: str, rows: int, *, due_in: timedelta) -> None:
+    """Insert ``rows`` pending no-op jobs into ``queue``, due ``due_in`` from now (negative:
+    overdue), then VACUUM ANALYZE as autovacuum would have; checked by counting them."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        for first in range(0, rows, FILL_CHUNK):
+            chunk = min(FILL_CHUNK, rows - first)
+            await connection.execute(
+                _INSERT_PENDING_JOBS, queue, Noop.job_options.name, chunk, due_in
+            )
+        await connection.execute("VACUUM ANALYZE pgqueue.jobs")
+        counted = await connection.fetchval(_COUNT_PENDING, queue)
+    finally:
+        await connection.close()
+    if counted != rows:
+        raise BenchmarkFailed(f"{counted} pending rows in {queue} after inserting {rows}")
 
 
 async def count_completed_between(connection: asyncpg.Connection, first: int, last: int) -> int:

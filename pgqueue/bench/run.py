@@ -8,32 +8,28 @@ exactly once). Times are taken with the monotonic clock of this machine.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import platform
 import random
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-from uuid import uuid4
 
 import asyncpg
 
+from pgqueue.bench.backlog import backlog_growth
 from pgqueue.bench.harness import (
     SETTLE,
     BenchmarkFailed,
     Result,
-    handler_starts,
-    logged_starts,
-    peak_rss_mib,
+    fresh_database,
     percentiles,
     registered_workers,
     running_workers,
@@ -41,11 +37,10 @@ from pgqueue.bench.harness import (
     wait_until,
 )
 from pgqueue.bench.jobs import BENCH_QUEUE, Noop
+from pgqueue.bench.processing import BATCH, process
 from pgqueue.bench.prune import latency_during_prune
-from pgqueue.bench.rows import count_completed_between, insert_finished_jobs
+from pgqueue.bench.rows import insert_finished_jobs
 from pgqueue.queue import Queue
-
-_BATCH = 1000  # jobs per enqueue_batch call
 
 Workload = Callable[[str], Awaitable[Result]]  # run on the DSN of a fresh database
 
@@ -60,11 +55,21 @@ class Settings:
     # One more processing run (1 worker process) per count, among that many finished jobs.
     finished_rows: Sequence[int] = ()
     prune_rows: int | None = None  # old finished jobs pruned while claims are timed; None: skip
+    # Runs with jobs scheduled for later, or pending in a paused queue, against an empty table.
+    scheduled_rows: Sequence[int] = ()
+    paused_rows: Sequence[int] = ()
 
 
 async def run_all(dsn: str, settings: Settings) -> dict[str, Any]:
     """Every workload, each on a fresh database; with the machine and versions."""
     results = [await _on_fresh_database(dsn, workload) for workload in _workloads(settings)]
+    if settings.scheduled_rows or settings.paused_rows:
+        results += await backlog_growth(
+            dsn,
+            scheduled_rows=settings.scheduled_rows,
+            paused_rows=settings.paused_rows,
+            jobs=settings.jobs,
+        )
     return {
         "machine": await _machine(dsn),
         "settings": {
@@ -74,6 +79,8 @@ async def run_all(dsn: str, settings: Settings) -> dict[str, Any]:
             "latency_samples": settings.latency_samples,
             "finished_rows": list(settings.finished_rows),
             "prune_rows": settings.prune_rows,
+            "scheduled_rows": list(settings.scheduled_rows),
+            "paused_rows": list(settings.paused_rows),
         },
         "results": [result.__dict__ for result in results],
     }
@@ -121,50 +128,11 @@ async def single_enqueue(dsn: str, jobs: int) -> Result:
 async def batch_enqueue(dsn: str, jobs: int) -> Result:
     async with Queue.connect(dsn, max_size=1) as queue:
         started = time.monotonic()
-        for first in range(0, jobs, _BATCH):
-            await queue.enqueue_batch([Noop() for _ in range(min(_BATCH, jobs - first))])
+        for first in range(0, jobs, BATCH):
+            await queue.enqueue_batch([Noop() for _ in range(min(BATCH, jobs - first))])
         elapsed = time.monotonic() - started
         await _expect_rows(queue, jobs)
-    return Result("batch_enqueue", jobs / elapsed, "jobs/s", {"jobs": jobs, "batch": _BATCH})
-
-
-async def process(dsn: str, jobs: int, worker_processes: int, concurrency: int) -> Result:
-    """From starting ``pgqueue work`` to the last of ``jobs`` pre-enqueued jobs completing."""
-    ids: list[int] = []
-    async with Queue.connect(dsn, max_size=1) as queue:
-        for first in range(0, jobs, _BATCH):
-            ids += await queue.enqueue_batch([Noop() for _ in range(min(_BATCH, jobs - first))])
-    # Progress is counted over these ids alone, so finished jobs already in the table cost the
-    # probe nothing (counting the whole queue would scan them all, 100 times a second).
-    connection = await asyncpg.connect(dsn)
-    try:
-        with tempfile.TemporaryDirectory() as directory:
-            log = Path(directory) / "starts.log"
-            started = time.monotonic()
-            with running_workers(dsn, log, worker_processes, concurrency) as workers:
-                # The database is asked only once every handler has started, so polling it
-                # does not take CPU from the worker and the server while they work.
-                await wait_until(partial(logged_starts, log), jobs, what="handler starts")
-                completed = partial(count_completed_between, connection, ids[0], ids[-1])
-                await wait_until(completed, jobs, what="jobs completed")
-                elapsed = time.monotonic() - started
-                peak_rss = peak_rss_mib(workers)
-            starts = [job_id for job_id, _ in handler_starts(log)]
-    finally:
-        await connection.close()
-    if len(starts) != jobs or len(set(starts)) != jobs:
-        raise BenchmarkFailed(f"{len(starts)} handler starts for {jobs} jobs")
-    return Result(
-        f"process_{worker_processes}_worker{'s' if worker_processes > 1 else ''}",
-        jobs / elapsed,
-        "jobs/s",
-        {
-            "jobs": jobs,
-            "worker_processes": worker_processes,
-            "concurrency": concurrency,
-            "peak_rss_mib": peak_rss,
-        },
-    )
+    return Result("batch_enqueue", jobs / elapsed, "jobs/s", {"jobs": jobs, "batch": BATCH})
 
 
 async def process_among_finished_jobs(
@@ -217,32 +185,6 @@ async def latency(dsn: str, samples: int) -> Result:
 async def _on_fresh_database(dsn: str, workload: Callable[[str], Awaitable[Result]]) -> Result:
     async with fresh_database(dsn) as fresh:
         return await workload(fresh)
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(dsn: str) -> AsyncIterator[str]:
-    """A new database on the server of ``dsn``, migrated; dropped on exit."""
-    from pgqueue import migrate  # not at the top: `pgqueue work` imports every command's module
-
-    name = f"pgqueue_bench_{uuid4().hex[:12]}"  # made here, so safe to put in the statement
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            fresh = _with_database(dsn, name)
-            await migrate.upgrade(fresh)
-            yield fresh
-        finally:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-def _with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.scheme not in ("postgres", "postgresql"):
-        raise BenchmarkFailed("pgqueue bench needs a postgresql:// URL as its DSN")
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 async def _expect_rows(queue: Queue, jobs: int) -> None:

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from pgqueue.bench import STREAM_RATE
+from pgqueue.bench import BACKLOG_STREAM_RATE, STREAM_RATE
 from pgqueue.cli import dsn_option
 from pgqueue.cli.output import emit_table, json_option
 from pgqueue.settings import resolve_dsn
@@ -66,6 +66,20 @@ from pgqueue.settings import resolve_dsn
     f"{STREAM_RATE}/s) before and while pruning deletes this many completed jobs that finished "
     "long ago.",
 )
+@click.option(
+    "--scheduled-rows",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="Also measure a worker (throughput; then, idle, wake-up p50/p99 and its database CPU "
+    f"per job for a stream of {BACKLOG_STREAM_RATE} jobs/s) with this many jobs of its queue "
+    "scheduled for tomorrow, against the same on an empty table; repeat for several runs.",
+)
+@click.option(
+    "--paused-rows",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="As --scheduled-rows, with this many due jobs in a paused queue the worker serves.",
+)
 @dsn_option
 @json_option
 def bench(
@@ -76,13 +90,16 @@ def bench(
     latency_samples: int,
     finished_rows: tuple[int, ...],
     prune_rows: int | None,
+    scheduled_rows: tuple[int, ...],
+    paused_rows: tuple[int, ...],
     dsn: str | None,
     as_json: bool,
 ) -> None:
     """Measure pgqueue here: single and batch enqueue, processing throughput with one and two
     worker processes (and their peak memory), and idle wake-up latency; on request, processing
-    among millions of finished jobs (--finished-rows) and claim latency during a prune
-    (--prune-rows).
+    among millions of finished jobs (--finished-rows), claim latency during a prune
+    (--prune-rows), and what a backlog of jobs scheduled for later (--scheduled-rows) or waiting
+    in a paused queue (--paused-rows) costs a worker.
 
     Each workload runs on a database of its own, created on the server (the user needs CREATEDB)
     and dropped afterwards; every figure is checked against the rows it claims.
@@ -99,6 +116,8 @@ def bench(
         latency_samples=latency_samples,
         finished_rows=finished_rows,
         prune_rows=prune_rows,
+        scheduled_rows=scheduled_rows,
+        paused_rows=paused_rows,
     )
     report = asyncio.run(run_all(resolve_dsn(dsn).dsn, settings))
     if as_json:
