@@ -27,6 +27,7 @@ DECLARE
     allowed integer;
     level smallint;
     first_type text;
+    first_run_at timestamptz;
     ids bigint[];  -- the jobs to claim at this level
     rate_window timestamptz;  -- set when the queue has a rate limit
     rate_used integer;
@@ -75,17 +76,16 @@ BEGIN
             CONTINUE WHEN allowed <= 0;
         END IF;
         taken := 0;
-        level := (SELECT j.priority FROM pgqueue.jobs AS j
-                  WHERE j.status = 'pending' AND NOT j.blocked AND j.queue = target.name
-                  ORDER BY j.priority DESC LIMIT 1);
+        -- The queue's first job in claim order: its priority is the level to start from, and
+        -- when it is due, its type decides how to read that level's due jobs.
+        SELECT c.priority, c.job_type, c.run_at INTO level, first_type, first_run_at
+        FROM pgqueue.jobs AS c
+        WHERE c.status = 'pending' AND NOT c.blocked AND c.queue = target.name
+        ORDER BY c.priority DESC, c.run_at, c.id LIMIT 1;
         WHILE level IS NOT NULL LOOP
-            -- The job type of the first due job decides how to read the due jobs of this level.
-            first_type := (SELECT c.job_type FROM pgqueue.jobs AS c
-                           WHERE c.status = 'pending' AND NOT c.blocked
-                             AND c.queue = target.name AND c.priority = level
-                             AND c.run_at <= now()
-                           ORDER BY c.run_at, c.id LIMIT 1);
-            IF first_type = ANY(claim_jobs.job_types) THEN
+            IF first_run_at > now() THEN
+                ids := NULL;  -- nothing due at this level
+            ELSIF first_type = ANY(claim_jobs.job_types) THEN
                 -- In claim order through jobs_claimable_idx, locking as it goes.
                 ids := ARRAY(
                     SELECT c.id FROM pgqueue.jobs AS c
@@ -95,7 +95,7 @@ BEGIN
                     ORDER BY c.run_at, c.id
                     LIMIT allowed - taken
                     FOR UPDATE SKIP LOCKED);  -- other workers skip the rows we lock, never wait
-            ELSIF first_type IS NOT NULL THEN
+            ELSE
                 -- Due jobs of types this worker does not run come first: walking past them
                 -- would cost every claim as many reads as there are of them. Instead, per type
                 -- it runs, the first due jobs through jobs_claimable_by_type_idx, merged in
@@ -117,8 +117,6 @@ BEGIN
                       AND l.status = 'pending' AND NOT l.blocked AND l.queue = target.name
                       AND l.priority = level AND l.run_at <= now()
                     FOR UPDATE SKIP LOCKED);
-            ELSE
-                ids := NULL;  -- nothing due at this level
             END IF;
             got := 0;
             IF cardinality(ids) > 0 THEN
@@ -136,10 +134,11 @@ BEGIN
             END IF;
             taken := taken + got;
             EXIT WHEN taken >= allowed;
-            level := (SELECT j.priority FROM pgqueue.jobs AS j
-                      WHERE j.status = 'pending' AND NOT j.blocked AND j.queue = target.name
-                        AND j.priority < level
-                      ORDER BY j.priority DESC LIMIT 1);
+            SELECT c.priority, c.job_type, c.run_at INTO level, first_type, first_run_at
+            FROM pgqueue.jobs AS c
+            WHERE c.status = 'pending' AND NOT c.blocked AND c.queue = target.name
+              AND c.priority < level
+            ORDER BY c.priority DESC, c.run_at, c.id LIMIT 1;
         END LOOP;
         claimed := claimed + taken;
         IF rate_window IS NOT NULL AND taken > 0 THEN
@@ -180,14 +179,12 @@ BEGIN
                  AND settings.rate_window_start + settings.rate_period > now()
             THEN settings.rate_window_start + settings.rate_period
         END;
-        level := (SELECT j.priority FROM pgqueue.jobs AS j
-                  WHERE j.status = 'pending' AND NOT j.blocked AND j.queue = queue_name
-                  ORDER BY j.priority DESC LIMIT 1);
+        -- The queue's first job in claim order: its priority, type and run_at.
+        SELECT j.priority, j.job_type, j.run_at INTO level, first_type, first_run_at
+        FROM pgqueue.jobs AS j
+        WHERE j.status = 'pending' AND NOT j.blocked AND j.queue = queue_name
+        ORDER BY j.priority DESC, j.run_at, j.id LIMIT 1;
         WHILE level IS NOT NULL LOOP
-            SELECT j.job_type, j.run_at INTO first_type, first_run_at FROM pgqueue.jobs AS j
-            WHERE j.status = 'pending' AND NOT j.blocked AND j.queue = queue_name
-              AND j.priority = level
-            ORDER BY j.run_at LIMIT 1;
             IF NOT first_type = ANY(next_run_at.job_types) THEN
                 -- Jobs of types these workers do not run come first: the first of each type
                 -- they run instead, one descent each, not a walk past the others.
@@ -205,10 +202,11 @@ BEGIN
                     RETURN earliest;  -- due already: nothing can come sooner
                 END IF;
             END IF;
-            level := (SELECT j.priority FROM pgqueue.jobs AS j
-                      WHERE j.status = 'pending' AND NOT j.blocked AND j.queue = queue_name
-                        AND j.priority < level
-                      ORDER BY j.priority DESC LIMIT 1);
+            SELECT j.priority, j.job_type, j.run_at INTO level, first_type, first_run_at
+            FROM pgqueue.jobs AS j
+            WHERE j.status = 'pending' AND NOT j.blocked AND j.queue = queue_name
+              AND j.priority < level
+            ORDER BY j.priority DESC, j.run_at, j.id LIMIT 1;
         END LOOP;
     END LOOP;
     RETURN earliest;

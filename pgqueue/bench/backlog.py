@@ -9,7 +9,7 @@ backlog, put straight into the table (untimed; ``fill_seconds``):
 One worker process serves both queues, and each run measures:
 
 - its throughput on ``jobs`` no-op jobs enqueued first (as the ``process`` workload);
-- then, idle, a stream of jobs enqueued at BACKLOG_STREAM_RATE for STREAM_SECONDS: wake-up
+- then, idle, a stream of jobs enqueued at BACKLOG_STREAM_RATE for ``seconds``: wake-up
   latency (the enqueue's commit to the handler's first line) at p50 and p99, and the database
   CPU of the worker's sessions per streamed job, read from /proc for the server's backends (so
   only on a server on this machine).
@@ -50,7 +50,6 @@ from pgqueue.bench.processing import process
 from pgqueue.bench.rows import insert_pending_jobs
 from pgqueue.queue import Queue
 
-STREAM_SECONDS = 15.0
 PAUSED_QUEUE = f"{BENCH_QUEUE}-paused"
 _CONCURRENCY = 10  # as the idle-latency workload's worker
 _SERVES_BOTH = ("--queues", f"{BENCH_QUEUE},{PAUSED_QUEUE}")  # the last --queues counts
@@ -62,7 +61,12 @@ _WORKER_BACKENDS = (
 
 
 async def backlog_growth(
-    dsn: str, *, scheduled_rows: Sequence[int], paused_rows: Sequence[int], jobs: int
+    dsn: str,
+    *,
+    scheduled_rows: Sequence[int],
+    paused_rows: Sequence[int],
+    jobs: int,
+    seconds: float,
 ) -> list[Result]:
     """The empty table's run, then one per size and kind, with ratios to the empty one."""
     runs = [("empty", 0)]
@@ -71,7 +75,7 @@ async def backlog_growth(
     results: list[Result] = []
     for kind, rows in runs:
         async with fresh_database(dsn) as fresh:
-            results.append(await _measure(fresh, kind, rows, jobs))
+            results.append(await _measure(fresh, kind, rows, jobs, seconds))
     empty = results[0].details
     for result in results[1:]:
         result.details.update(
@@ -82,7 +86,7 @@ async def backlog_growth(
     return results
 
 
-async def _measure(dsn: str, kind: str, rows: int, jobs: int) -> Result:
+async def _measure(dsn: str, kind: str, rows: int, jobs: int, seconds: float) -> Result:
     started = time.monotonic()
     if kind == "scheduled":
         await insert_pending_jobs(dsn, BENCH_QUEUE, rows, due_in=timedelta(days=1))
@@ -94,7 +98,7 @@ async def _measure(dsn: str, kind: str, rows: int, jobs: int) -> Result:
     throughput = await process(
         dsn, jobs=jobs, worker_processes=1, concurrency=_CONCURRENCY, options=_SERVES_BOTH
     )
-    delays_ms, cpu_ms = await _stream_to_idle_worker(dsn)
+    delays_ms, cpu_ms = await _stream_to_idle_worker(dsn, seconds)
     return Result(
         "backlog_empty" if kind == "empty" else f"backlog_{kind}_{rows}",
         throughput.value,
@@ -113,7 +117,7 @@ async def _measure(dsn: str, kind: str, rows: int, jobs: int) -> Result:
     )
 
 
-async def _stream_to_idle_worker(dsn: str) -> tuple[list[float], float | None]:
+async def _stream_to_idle_worker(dsn: str, seconds: float) -> tuple[list[float], float | None]:
     """Each streamed job's wake-up latency (ms), and the CPU time (ms) the worker's backends
     used meanwhile (None when the server's processes cannot be read here)."""
     commits: dict[int, int] = {}
@@ -130,7 +134,7 @@ async def _stream_to_idle_worker(dsn: str) -> tuple[list[float], float | None]:
                     await asyncio.sleep(SETTLE)  # let it go idle: a benchmark, not a test
                     before = _cpu_ms(await probe.fetch(_WORKER_BACKENDS, ours))
                     async with streaming(queue, commits, BACKLOG_STREAM_RATE):
-                        await asyncio.sleep(STREAM_SECONDS)
+                        await asyncio.sleep(seconds)
                     streamed = partial(logged_starts, log)
                     await wait_until(streamed, len(commits), what="streamed jobs started")
                     after = _cpu_ms(await probe.fetch(_WORKER_BACKENDS, ours))

@@ -58,6 +58,7 @@ class Settings:
     # Runs with jobs scheduled for later, or pending in a paused queue, against an empty table.
     scheduled_rows: Sequence[int] = ()
     paused_rows: Sequence[int] = ()
+    stream_seconds: float = 15.0  # of the stream timed in each of those runs
 
 
 async def run_all(dsn: str, settings: Settings) -> dict[str, Any]:
@@ -69,6 +70,7 @@ async def run_all(dsn: str, settings: Settings) -> dict[str, Any]:
             scheduled_rows=settings.scheduled_rows,
             paused_rows=settings.paused_rows,
             jobs=settings.jobs,
+            seconds=settings.stream_seconds,
         )
     return {
         "machine": await _machine(dsn),
@@ -81,6 +83,7 @@ async def run_all(dsn: str, settings: Settings) -> dict[str, Any]:
             "prune_rows": settings.prune_rows,
             "scheduled_rows": list(settings.scheduled_rows),
             "paused_rows": list(settings.paused_rows),
+            "stream_seconds": settings.stream_seconds,
         },
         "results": [result.__dict__ for result in results],
     }

@@ -80,6 +80,13 @@ from pgqueue.settings import resolve_dsn
     multiple=True,
     help="As --scheduled-rows, with this many due jobs in a paused queue the worker serves.",
 )
+@click.option(
+    "--stream-seconds",
+    type=click.FloatRange(min=0.5, max=3600),
+    default=15.0,
+    show_default=True,
+    help="How long the stream of each --scheduled-rows and --paused-rows run lasts.",
+)
 @dsn_option
 @json_option
 def bench(
@@ -92,6 +99,7 @@ def bench(
     prune_rows: int | None,
     scheduled_rows: tuple[int, ...],
     paused_rows: tuple[int, ...],
+    stream_seconds: float,
     dsn: str | None,
     as_json: bool,
 ) -> None:
@@ -118,6 +126,7 @@ def bench(
         prune_rows=prune_rows,
         scheduled_rows=scheduled_rows,
         paused_rows=paused_rows,
+        stream_seconds=stream_seconds,
     )
     report = asyncio.run(run_all(resolve_dsn(dsn).dsn, settings))
     if as_json:

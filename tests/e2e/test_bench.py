@@ -89,3 +89,29 @@ async def test_bench_processes_among_finished_jobs_and_times_claims_during_a_pru
     assert during_prune["during_samples"] > 0
     assert 0 < during_prune["before_p50_ms"] <= during_prune["before_p99_ms"]
     assert 0 < during_prune["during_p50_ms"] <= during_prune["during_p99_ms"]
+
+
+async def test_bench_measures_a_worker_beside_scheduled_and_paused_backlogs(
+    server_dsn: str,
+) -> None:
+    report, by_workload = await run_bench(
+        server_dsn,
+        *("--jobs", "100", "--enqueue-jobs", "50", "--workers", "1", "--latency-samples", "3"),
+        *("--scheduled-rows", "3000", "--paused-rows", "2000", "--stream-seconds", "1"),
+    )
+    backlogs = [name for name in by_workload if name.startswith("backlog_")]
+    assert backlogs == ["backlog_empty", "backlog_scheduled_3000", "backlog_paused_2000"]
+    assert report["settings"]["scheduled_rows"] == [3000]
+    assert report["settings"]["paused_rows"] == [2000]
+    for name in backlogs:
+        details = by_workload[name]["details"]
+        assert details["jobs"] == 100
+        # Every streamed job started once (the run checks it), about 20 of them in 1 s.
+        assert 10 <= details["streamed"] <= 25
+        assert 0 < details["wake_p50_ms"] <= details["wake_p99_ms"]
+        assert details["db_cpu_ms_per_job"] is not None  # the server runs on this machine
+    scheduled = by_workload["backlog_scheduled_3000"]["details"]
+    assert (scheduled["backlog"], scheduled["rows"]) == ("scheduled", 3000)
+    assert scheduled["throughput_ratio"] > 0
+    assert scheduled["wake_p99_ratio"] > 0
+    assert by_workload["backlog_paused_2000"]["details"]["rows"] == 2000
