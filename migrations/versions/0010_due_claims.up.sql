@@ -28,6 +28,7 @@ DECLARE
     level smallint;
     first_type text;
     first_run_at timestamptz;
+    first_id bigint;
     ids bigint[];  -- the jobs to claim at this level
     rate_window timestamptz;  -- set when the queue has a rate limit
     rate_used integer;
@@ -78,7 +79,8 @@ BEGIN
         taken := 0;
         -- The queue's first job in claim order: its priority is the level to start from, and
         -- when it is due, its type decides how to read that level's due jobs.
-        SELECT c.priority, c.job_type, c.run_at INTO level, first_type, first_run_at
+        SELECT c.priority, c.job_type, c.run_at, c.id
+        INTO level, first_type, first_run_at, first_id
         FROM pgqueue.jobs AS c
         WHERE c.status = 'pending' AND NOT c.blocked AND c.queue = target.name
         ORDER BY c.priority DESC, c.run_at, c.id LIMIT 1;
@@ -86,11 +88,15 @@ BEGIN
             IF first_run_at > now() THEN
                 ids := NULL;  -- nothing due at this level
             ELSIF first_type = ANY(claim_jobs.job_types) THEN
-                -- In claim order through jobs_claimable_idx, locking as it goes.
+                -- In claim order through jobs_claimable_idx, locking as it goes, from that
+                -- first job on: the entries before it are of jobs claimed since the last
+                -- vacuum, which the probe above stepped over already. (A job put back before
+                -- it meanwhile waits for the next claim.)
                 ids := ARRAY(
                     SELECT c.id FROM pgqueue.jobs AS c
                     WHERE c.status = 'pending' AND NOT c.blocked AND c.queue = target.name
                       AND c.priority = level AND c.run_at <= now()
+                      AND (c.run_at, c.id) >= (first_run_at, first_id)
                       AND c.job_type = ANY(claim_jobs.job_types)
                     ORDER BY c.run_at, c.id
                     LIMIT allowed - taken
@@ -134,7 +140,8 @@ BEGIN
             END IF;
             taken := taken + got;
             EXIT WHEN taken >= allowed;
-            SELECT c.priority, c.job_type, c.run_at INTO level, first_type, first_run_at
+            SELECT c.priority, c.job_type, c.run_at, c.id
+            INTO level, first_type, first_run_at, first_id
             FROM pgqueue.jobs AS c
             WHERE c.status = 'pending' AND NOT c.blocked AND c.queue = target.name
               AND c.priority < level
