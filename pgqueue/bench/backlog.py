@@ -54,9 +54,11 @@ PAUSED_QUEUE = f"{BENCH_QUEUE}-paused"
 _CONCURRENCY = 10  # as the idle-latency workload's worker
 _SERVES_BOTH = ("--queues", f"{BENCH_QUEUE},{PAUSED_QUEUE}")  # the last --queues counts
 
-# The server's backends of the worker's sessions: every session of this database but ours.
+# The server's backends of the worker's sessions: every client session of this database but
+# ours (an autovacuum worker there is the server's, not the worker's).
 _WORKER_BACKENDS = (
-    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> ALL($1)"
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+    " AND backend_type = 'client backend' AND pid <> ALL($1)"
 )
 
 
