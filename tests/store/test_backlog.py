@@ -176,7 +176,6 @@ async def test_a_claim_reads_the_due_jobs_only_however_large_the_backlog(
 
     assert [row["id"] for row in rows[:2]] == urgent  # the higher priority first
     assert sorted(row["id"] for row in rows[2:]) == due
-    print(buffers(plan))
     assert buffers(plan) < 200, f"{buffers(plan)} buffers to claim {len(rows)} jobs"
 
 
