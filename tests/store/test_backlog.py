@@ -42,7 +42,8 @@ async def run_explained(
     """The named query's rows and its executed plan, as the worker runs it, each undone. The
     plans that matter are those of the statements inside the pgqueue function it calls, which
     the session caches as it would a prepared statement's: generic=True makes them the generic
-    plans that a long-lived worker may settle on."""
+    plans that a long-lived worker may settle on. (claim_jobs and next_run_at always use their
+    generic plans.)"""
     sql = queries[name].sql
     mode = "force_generic_plan" if generic else "force_custom_plan"
     await db.execute(f"SET plan_cache_mode = {mode}")
