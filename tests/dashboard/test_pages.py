@@ -14,6 +14,7 @@ from starlette.routing import Mount
 from pgqueue import Queue
 from pgqueue.dashboard import create_app
 from pgqueue.dashboard.security import CSRF_COOKIE
+from pgqueue.records import EXACT_COUNT
 from tests.dashboard.conftest import DashboardProcess, dashboard_process
 from tests.dashboard.test_security import FORM
 from tests.jobs import Echo
@@ -236,3 +237,26 @@ async def test_times_without_an_offset_are_utc_and_a_page_of_finished_jobs_holds
         cursor = {k: first[f"next_{k}"] for k in ("before_id", "before_finished_at")}
         following = await client.get("/api/jobs", params={"status": "failed", **cursor})
         assert [job["id"] for job in following.json()["jobs"]] == [ids[1], ids[0]]
+
+
+async def test_the_overview_marks_a_count_past_the_exact_bound_as_an_estimate(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    """Past EXACT_COUNT a queue's waiting jobs are the planner's estimate, shown with ≈; the
+    counts under it are shown as they are."""
+    await db.execute(
+        "INSERT INTO pgqueue.jobs (queue, job_type, run_at)"
+        " SELECT 'bulk', 'tests.Echo', now() + interval '1 day' FROM generate_series(1, $1)",
+        EXACT_COUNT + 500,
+    )
+    await db.execute("ANALYZE pgqueue.jobs")
+    await queue.enqueue(Echo(text="due"), queue="bulk")
+    transport = httpx.ASGITransport(app=create_app(queue))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        overview = await client.get("/")
+    row = re.search(r'<tr data-queue="bulk">(.*?)</tr>', overview.text, re.DOTALL)
+    assert row is not None
+    pending, scheduled = re.findall(r'<td class="num">([^<]*)</td>', row.group(1))[:2]
+    assert pending == "1"
+    assert scheduled.startswith("≈")
+    assert int(scheduled[1:].replace(",", "")) > EXACT_COUNT

@@ -24,6 +24,11 @@ ECHO = Echo.job_options.name
 BLOCKED = 20_000  # due, but waiting on their parent
 BACKLOG = 60_000  # per kind: reading it would cost hundreds of buffers, a claim under 100
 QUEUES = ["tests", "paused"]
+# The scans of pgqueue.jobs in this transaction so far (sequential first).
+SCANS = (
+    "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables"
+    " WHERE schemaname = 'pgqueue' AND relname = 'jobs'"
+)
 
 
 async def undone(db: asyncpg.Connection, sql: str, args: tuple[object, ...]) -> list[Any]:
@@ -128,16 +133,12 @@ async def test_the_look_ahead_reads_a_few_buffers_however_large_the_backlog(
 async def test_the_look_ahead_never_scans_the_jobs_table(
     backlog: asyncpg.Connection, queue: Queue
 ) -> None:
-    scans = (
-        "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables"
-        " WHERE schemaname = 'pgqueue' AND relname = 'jobs'"
-    )
     async with backlog.transaction():  # the counts of this transaction alone, up to date
-        before = await backlog.fetchrow(scans)
+        before = await backlog.fetchrow(SCANS)
         seconds = await queue.store.seconds_until_next_job(
             queues=QUEUES, job_types=[ECHO], connection=backlog
         )
-        after = await backlog.fetchrow(scans)
+        after = await backlog.fetchrow(SCANS)
 
     assert seconds is not None
     assert 3500 < seconds <= 3600
@@ -184,14 +185,10 @@ async def test_a_claim_never_scans_the_jobs_table(
     backlog: asyncpg.Connection, queue: Queue
 ) -> None:
     job = await queue.enqueue(Echo(text="due"))
-    scans = (
-        "SELECT seq_scan FROM pg_stat_xact_user_tables"
-        " WHERE schemaname = 'pgqueue' AND relname = 'jobs'"
-    )
-    async with backlog.transaction():
-        before = await backlog.fetchval(scans)
+    async with backlog.transaction():  # as above
+        before = await backlog.fetchval(SCANS)
         claimed = await backlog.fetch(queries["claim_jobs"].sql, QUEUES, [ECHO], uuid4(), 10)
-        after = await backlog.fetchval(scans)
+        after = await backlog.fetchval(SCANS)
 
     assert [row["id"] for row in claimed] == [job]
     assert after == before
