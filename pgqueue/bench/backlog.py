@@ -1,30 +1,34 @@
 """``backlog_*``: what jobs that cannot be claimed yet cost a worker, against an empty table.
 
-Each run is on a fresh database: ``backlog_empty`` first, then one per size of each kind of
+Every table of a run is a fresh database: ``backlog_empty``, and one per size of each kind of
 backlog, put straight into the table (untimed; ``fill_seconds``):
 
 - ``scheduled``: jobs of the bench queue due tomorrow;
 - ``paused``: jobs due now in a paused queue that the worker also serves.
 
-One worker process serves both queues, and each run measures:
+One worker process serves both queues of a table. On each table in turn, the run measures its
+throughput on ``jobs`` no-op jobs enqueued first (as the ``process`` workload). Then, with one
+idle worker on every table, a stream of jobs enqueued at BACKLOG_STREAM_RATE goes to each table
+in turn, ``SEGMENT_SECONDS`` at a time, until each had ``seconds`` of it: wake-up latency (the
+enqueue's commit to the handler's first line) at p50 and p99, and the database CPU of the
+worker's sessions per streamed job, read from /proc for the server's backends during the
+table's own segments (so only on a server on this machine). Taking turns spreads whatever else
+the machine does over every table alike, which a tail percentile at 2 ms needs.
 
-- its throughput on ``jobs`` no-op jobs enqueued first (as the ``process`` workload);
-- then, idle, a stream of jobs enqueued at BACKLOG_STREAM_RATE for ``seconds``: wake-up
-  latency (the enqueue's commit to the handler's first line) at p50 and p99, and the database
-  CPU of the worker's sessions per streamed job, read from /proc for the server's backends (so
-  only on a server on this machine).
-
-Each run with a backlog also reports its figures as ratios of the empty table's.
+Each table with a backlog also reports its figures as ratios of the empty table's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import os
 import statistics
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -51,6 +55,7 @@ from pgqueue.bench.rows import insert_pending_jobs
 from pgqueue.queue import Queue
 
 PAUSED_QUEUE = f"{BENCH_QUEUE}-paused"
+SEGMENT_SECONDS = 5.0  # of the stream to one table before the next table's turn
 _CONCURRENCY = 10  # as the idle-latency workload's worker
 _SERVES_BOTH = ("--queues", f"{BENCH_QUEUE},{PAUSED_QUEUE}")  # the last --queues counts
 
@@ -62,6 +67,19 @@ _WORKER_BACKENDS = (
 )
 
 
+@dataclass
+class _Table:
+    """One database of the run, and what its stream measured so far."""
+
+    kind: str
+    rows: int
+    dsn: str
+    fill_seconds: float
+    throughput: float = 0.0
+    commits: dict[int, int] = field(default_factory=dict)  # job id: its commit (monotonic ns)
+    cpu_ms: float | None = 0.0  # of the worker's backends during this table's segments
+
+
 async def backlog_growth(
     dsn: str,
     *,
@@ -70,14 +88,25 @@ async def backlog_growth(
     jobs: int,
     seconds: float,
 ) -> list[Result]:
-    """The empty table's run, then one per size and kind, with ratios to the empty one."""
+    """The empty table's figures, then one set per size and kind, with ratios to the empty one."""
     runs = [("empty", 0)]
     runs += [("scheduled", rows) for rows in scheduled_rows]
     runs += [("paused", rows) for rows in paused_rows]
-    results: list[Result] = []
-    for kind, rows in runs:
-        async with fresh_database(dsn) as fresh:
-            results.append(await _measure(fresh, kind, rows, jobs, seconds))
+    async with contextlib.AsyncExitStack() as stack:
+        tables = []
+        for kind, rows in runs:
+            fresh = await stack.enter_async_context(fresh_database(dsn))
+            table = _Table(kind, rows, fresh, await _fill(fresh, kind, rows))
+            processed = await process(
+                fresh, jobs=jobs, worker_processes=1, concurrency=_CONCURRENCY, options=_SERVES_BOTH
+            )
+            table.throughput = processed.value
+            tables.append(table)
+        delays_ms = await _stream_in_turns(tables, seconds)
+    turns = _turns(seconds)
+    results = [
+        _result(table, delays, jobs, turns) for table, delays in zip(tables, delays_ms, strict=True)
+    ]
     empty = results[0].details
     for result in results[1:]:
         result.details.update(
@@ -88,7 +117,8 @@ async def backlog_growth(
     return results
 
 
-async def _measure(dsn: str, kind: str, rows: int, jobs: int, seconds: float) -> Result:
+async def _fill(dsn: str, kind: str, rows: int) -> float:
+    """Put the backlog into the table; the seconds that took."""
     started = time.monotonic()
     if kind == "scheduled":
         await insert_pending_jobs(dsn, BENCH_QUEUE, rows, due_in=timedelta(days=1))
@@ -96,60 +126,84 @@ async def _measure(dsn: str, kind: str, rows: int, jobs: int, seconds: float) ->
         async with Queue.connect(dsn, max_size=1) as queue:
             await queue.pause_queue(PAUSED_QUEUE)
         await insert_pending_jobs(dsn, PAUSED_QUEUE, rows, due_in=timedelta(minutes=-1))
-    fill_seconds = time.monotonic() - started
-    throughput = await process(
-        dsn, jobs=jobs, worker_processes=1, concurrency=_CONCURRENCY, options=_SERVES_BOTH
-    )
-    delays_ms, cpu_ms = await _stream_to_idle_worker(dsn, seconds)
+    return round(time.monotonic() - started, 2)
+
+
+def _turns(seconds: float) -> int:
+    return max(1, math.ceil(seconds / SEGMENT_SECONDS))
+
+
+def _result(table: _Table, delays_ms: list[float], jobs: int, turns: int) -> Result:
     return Result(
-        "backlog_empty" if kind == "empty" else f"backlog_{kind}_{rows}",
-        throughput.value,
+        "backlog_empty" if table.kind == "empty" else f"backlog_{table.kind}_{table.rows}",
+        table.throughput,
         "jobs/s",
         {
-            "backlog": kind,
-            "rows": rows,
-            "fill_seconds": round(fill_seconds, 2),
+            "backlog": table.kind,
+            "rows": table.rows,
+            "fill_seconds": table.fill_seconds,
             "jobs": jobs,
             "stream_rate": BACKLOG_STREAM_RATE,
+            "stream_turns": turns,
             "streamed": len(delays_ms),
             "wake_p50_ms": round(statistics.median(delays_ms), 3),
             "wake_p99_ms": percentiles(delays_ms)["p99_ms"],
-            "db_cpu_ms_per_job": None if cpu_ms is None else round(cpu_ms / len(delays_ms), 3),
+            "db_cpu_ms_per_job": (
+                None if table.cpu_ms is None else round(table.cpu_ms / len(delays_ms), 3)
+            ),
         },
     )
 
 
-async def _stream_to_idle_worker(dsn: str, seconds: float) -> tuple[list[float], float | None]:
-    """Each streamed job's wake-up latency (ms), and the CPU time (ms) the worker's backends
-    used meanwhile (None when the server's processes cannot be read here)."""
-    commits: dict[int, int] = {}
-    probe = await asyncpg.connect(dsn)
-    try:
-        async with Queue.connect(dsn, max_size=1) as queue:
-            producer = await queue.store.pool.fetchval("SELECT pg_backend_pid()")
-            ours = [producer, await probe.fetchval("SELECT pg_backend_pid()")]
-            with tempfile.TemporaryDirectory() as directory:
-                log = Path(directory) / "starts.log"
-                log.touch()
-                with running_workers(dsn, log, 1, _CONCURRENCY, options=_SERVES_BOTH):
-                    await wait_until(lambda: registered_workers(queue), 1, what="worker up")
-                    await asyncio.sleep(SETTLE)  # let it go idle: a benchmark, not a test
-                    before = _cpu_ms(await probe.fetch(_WORKER_BACKENDS, ours))
-                    async with streaming(queue, commits, BACKLOG_STREAM_RATE):
-                        await asyncio.sleep(seconds)
-                    streamed = partial(logged_starts, log)
-                    await wait_until(streamed, len(commits), what="streamed jobs started")
-                    after = _cpu_ms(await probe.fetch(_WORKER_BACKENDS, ours))
-                starts = dict(handler_starts(log))
-    finally:
-        await probe.close()
-    if starts.keys() != commits.keys():
-        raise BenchmarkFailed(f"{len(starts)} starts for {len(commits)} streamed jobs")
-    delays_ms = [(starts[job_id] - commits[job_id]) / 1e6 for job_id in commits]
-    if before is None or after is None:
-        return delays_ms, None
+async def _stream_in_turns(tables: list[_Table], seconds: float) -> list[list[float]]:
+    """Each table's wake-up latencies (ms) for ``seconds`` of stream, given in turns of
+    SEGMENT_SECONDS while an idle worker runs on every table; notes each table's CPU."""
+    turns = _turns(seconds)
+    async with contextlib.AsyncExitStack() as stack:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        probes, queues, logs = [], [], []
+        for number, table in enumerate(tables):
+            probe = await asyncpg.connect(table.dsn)
+            stack.push_async_callback(probe.close)
+            queue = await stack.enter_async_context(Queue.connect(table.dsn, max_size=1))
+            log = directory / f"starts-{number}.log"
+            log.touch()
+            stack.enter_context(
+                running_workers(table.dsn, log, 1, _CONCURRENCY, options=_SERVES_BOTH)
+            )
+            await wait_until(partial(registered_workers, queue), 1, what="worker up")
+            probes.append(probe)
+            queues.append(queue)
+            logs.append(log)
+        await asyncio.sleep(SETTLE)  # let them go idle: a benchmark, not a test
+        for _ in range(turns):
+            for table, probe, queue, log in zip(tables, probes, queues, logs, strict=True):
+                await _segment(table, probe, queue, log, seconds / turns)
+        starts = [dict(handler_starts(log)) for log in logs]
+    delays_ms = []
+    for table, started in zip(tables, starts, strict=True):
+        if started.keys() != table.commits.keys():
+            raise BenchmarkFailed(f"{len(started)} starts for {len(table.commits)} streamed jobs")
+        delays_ms.append([(started[job] - at) / 1e6 for job, at in table.commits.items()])
+    return delays_ms
+
+
+async def _segment(
+    table: _Table, probe: asyncpg.Connection, queue: Queue, log: Path, seconds: float
+) -> None:
+    """Stream to the table's idle worker for ``seconds``, and wait until each job started."""
+    ours = [await probe.fetchval("SELECT pg_backend_pid()")]
+    ours.append(await queue.store.pool.fetchval("SELECT pg_backend_pid()"))
+    before = _cpu_ms(await probe.fetch(_WORKER_BACKENDS, ours))
+    async with streaming(queue, table.commits, BACKLOG_STREAM_RATE):
+        await asyncio.sleep(seconds)
+    await wait_until(partial(logged_starts, log), len(table.commits), what="streamed jobs started")
+    after = _cpu_ms(await probe.fetch(_WORKER_BACKENDS, ours))
+    if before is None or after is None or table.cpu_ms is None:
+        table.cpu_ms = None
+        return
     # A session that ended meanwhile takes its CPU with it: counted from those still there.
-    return delays_ms, sum(ms - before.get(pid, 0.0) for pid, ms in after.items())
+    table.cpu_ms += sum(ms - before.get(pid, 0.0) for pid, ms in after.items())
 
 
 def _cpu_ms(backends: list[asyncpg.Record]) -> dict[int, float] | None:
