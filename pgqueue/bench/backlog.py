@@ -6,14 +6,18 @@ backlog, put straight into the table (untimed; ``fill_seconds``):
 - ``scheduled``: jobs of the bench queue due tomorrow;
 - ``paused``: jobs due now in a paused queue that the worker also serves.
 
-One worker process serves both queues of a table. On each table in turn, the run measures its
-throughput on ``jobs`` no-op jobs enqueued first (as the ``process`` workload). Then, with one
-idle worker on every table, a stream of jobs enqueued at BACKLOG_STREAM_RATE goes to each table
-in turn, ``SEGMENT_SECONDS`` at a time, until each had ``seconds`` of it: wake-up latency (the
-enqueue's commit to the handler's first line) at p50 and p99, and the database CPU of the
-worker's sessions per streamed job, read from /proc for the server's backends during the
-table's own segments (so only on a server on this machine). Taking turns spreads whatever else
-the machine does over every table alike, which a tail percentile at 2 ms needs.
+One worker process serves both queues of a table, and the tables are measured side by side, so
+whatever else the machine does falls on each of them alike (a tail percentile at 2 ms needs
+that):
+
+- throughput on ``jobs`` no-op jobs enqueued first (as the ``process`` workload), in
+  THROUGHPUT_ROUNDS rounds that go to each table in turn: all the rounds' jobs over all their
+  seconds;
+- then, with one idle worker on every table, a stream of jobs enqueued at BACKLOG_STREAM_RATE
+  to each table at once for ``seconds``, the streams staggered so that their enqueues
+  alternate: wake-up latency (the enqueue's commit to the handler's first line) at p50 and
+  p99, and the database CPU of the worker's sessions per streamed job, read from /proc for the
+  server's backends (so only on a server on this machine).
 
 Each table with a backlog also reports its figures as ratios of the empty table's.
 """
@@ -22,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import statistics
 import tempfile
@@ -55,7 +58,7 @@ from pgqueue.bench.rows import insert_pending_jobs
 from pgqueue.queue import Queue
 
 PAUSED_QUEUE = f"{BENCH_QUEUE}-paused"
-SEGMENT_SECONDS = 5.0  # of the stream to one table before the next table's turn
+THROUGHPUT_ROUNDS = 3
 _CONCURRENCY = 10  # as the idle-latency workload's worker
 _SERVES_BOTH = ("--queues", f"{BENCH_QUEUE},{PAUSED_QUEUE}")  # the last --queues counts
 
@@ -75,9 +78,8 @@ class _Table:
     rows: int
     dsn: str
     fill_seconds: float
-    throughput: float = 0.0
+    rounds: list[float] = field(default_factory=list)  # jobs/s of each throughput round
     commits: dict[int, int] = field(default_factory=dict)  # job id: its commit (monotonic ns)
-    cpu_ms: float | None = 0.0  # of the worker's backends during this table's segments
 
 
 async def backlog_growth(
@@ -96,17 +98,19 @@ async def backlog_growth(
         tables = []
         for kind, rows in runs:
             fresh = await stack.enter_async_context(fresh_database(dsn))
-            table = _Table(kind, rows, fresh, await _fill(fresh, kind, rows))
-            processed = await process(
-                fresh, jobs=jobs, worker_processes=1, concurrency=_CONCURRENCY, options=_SERVES_BOTH
-            )
-            table.throughput = processed.value
-            tables.append(table)
-        delays_ms = await _stream_in_turns(tables, seconds)
-    turns = _turns(seconds)
-    results = [
-        _result(table, delays, jobs, turns) for table, delays in zip(tables, delays_ms, strict=True)
-    ]
+            tables.append(_Table(kind, rows, fresh, await _fill(fresh, kind, rows)))
+        for _ in range(THROUGHPUT_ROUNDS):
+            for table in tables:
+                processed = await process(
+                    table.dsn,
+                    jobs,
+                    worker_processes=1,
+                    concurrency=_CONCURRENCY,
+                    options=_SERVES_BOTH,
+                )
+                table.rounds.append(processed.value)
+        delays_ms, cpu_ms = await _stream_side_by_side(tables, seconds)
+    results = [_result(*measured, jobs) for measured in zip(tables, delays_ms, cpu_ms, strict=True)]
     empty = results[0].details
     for result in results[1:]:
         result.details.update(
@@ -129,39 +133,36 @@ async def _fill(dsn: str, kind: str, rows: int) -> float:
     return round(time.monotonic() - started, 2)
 
 
-def _turns(seconds: float) -> int:
-    return max(1, math.ceil(seconds / SEGMENT_SECONDS))
-
-
-def _result(table: _Table, delays_ms: list[float], jobs: int, turns: int) -> Result:
+def _result(table: _Table, delays_ms: list[float], cpu_ms: float | None, jobs: int) -> Result:
     return Result(
         "backlog_empty" if table.kind == "empty" else f"backlog_{table.kind}_{table.rows}",
-        table.throughput,
+        # All the rounds' jobs over all their seconds.
+        len(table.rounds) / sum(1 / rate for rate in table.rounds),
         "jobs/s",
         {
             "backlog": table.kind,
             "rows": table.rows,
             "fill_seconds": table.fill_seconds,
             "jobs": jobs,
+            "rounds": [round(rate) for rate in table.rounds],
             "stream_rate": BACKLOG_STREAM_RATE,
-            "stream_turns": turns,
             "streamed": len(delays_ms),
             "wake_p50_ms": round(statistics.median(delays_ms), 3),
             "wake_p99_ms": percentiles(delays_ms)["p99_ms"],
-            "db_cpu_ms_per_job": (
-                None if table.cpu_ms is None else round(table.cpu_ms / len(delays_ms), 3)
-            ),
+            "db_cpu_ms_per_job": None if cpu_ms is None else round(cpu_ms / len(delays_ms), 3),
         },
     )
 
 
-async def _stream_in_turns(tables: list[_Table], seconds: float) -> list[list[float]]:
-    """Each table's wake-up latencies (ms) for ``seconds`` of stream, given in turns of
-    SEGMENT_SECONDS while an idle worker runs on every table; notes each table's CPU."""
-    turns = _turns(seconds)
+async def _stream_side_by_side(
+    tables: list[_Table], seconds: float
+) -> tuple[list[list[float]], list[float | None]]:
+    """Each table's wake-up latencies (ms) for ``seconds`` of stream to its idle worker, all
+    tables at once, and the CPU time (ms) its worker's backends used meanwhile (None when the
+    server's processes cannot be read here)."""
     async with contextlib.AsyncExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        probes, queues, logs = [], [], []
+        probes, queues, logs, ours = [], [], [], []
         for number, table in enumerate(tables):
             probe = await asyncpg.connect(table.dsn)
             stack.push_async_callback(probe.close)
@@ -172,38 +173,44 @@ async def _stream_in_turns(tables: list[_Table], seconds: float) -> list[list[fl
                 running_workers(table.dsn, log, 1, _CONCURRENCY, options=_SERVES_BOTH)
             )
             await wait_until(partial(registered_workers, queue), 1, what="worker up")
+            producer = await queue.store.pool.fetchval("SELECT pg_backend_pid()")
+            ours.append([producer, await probe.fetchval("SELECT pg_backend_pid()")])
             probes.append(probe)
             queues.append(queue)
             logs.append(log)
         await asyncio.sleep(SETTLE)  # let them go idle: a benchmark, not a test
-        for _ in range(turns):
-            for table, probe, queue, log in zip(tables, probes, queues, logs, strict=True):
-                await _segment(table, probe, queue, log, seconds / turns)
+        before = [
+            _cpu_ms(await probe.fetch(_WORKER_BACKENDS, pids))
+            for probe, pids in zip(probes, ours, strict=True)
+        ]
+        async with contextlib.AsyncExitStack() as streams:
+            for queue, table in zip(queues, tables, strict=True):
+                await streams.enter_async_context(
+                    streaming(queue, table.commits, BACKLOG_STREAM_RATE)
+                )
+                await asyncio.sleep(1 / BACKLOG_STREAM_RATE / len(tables))  # staggered
+            await asyncio.sleep(seconds)
+        for log, table in zip(logs, tables, strict=True):
+            streamed = partial(logged_starts, log)
+            await wait_until(streamed, len(table.commits), what="streamed jobs started")
+        after = [
+            _cpu_ms(await probe.fetch(_WORKER_BACKENDS, pids))
+            for probe, pids in zip(probes, ours, strict=True)
+        ]
         starts = [dict(handler_starts(log)) for log in logs]
     delays_ms = []
     for table, started in zip(tables, starts, strict=True):
         if started.keys() != table.commits.keys():
             raise BenchmarkFailed(f"{len(started)} starts for {len(table.commits)} streamed jobs")
         delays_ms.append([(started[job] - at) / 1e6 for job, at in table.commits.items()])
-    return delays_ms
+    return delays_ms, [_used(*pair) for pair in zip(before, after, strict=True)]
 
 
-async def _segment(
-    table: _Table, probe: asyncpg.Connection, queue: Queue, log: Path, seconds: float
-) -> None:
-    """Stream to the table's idle worker for ``seconds``, and wait until each job started."""
-    ours = [await probe.fetchval("SELECT pg_backend_pid()")]
-    ours.append(await queue.store.pool.fetchval("SELECT pg_backend_pid()"))
-    before = _cpu_ms(await probe.fetch(_WORKER_BACKENDS, ours))
-    async with streaming(queue, table.commits, BACKLOG_STREAM_RATE):
-        await asyncio.sleep(seconds)
-    await wait_until(partial(logged_starts, log), len(table.commits), what="streamed jobs started")
-    after = _cpu_ms(await probe.fetch(_WORKER_BACKENDS, ours))
-    if before is None or after is None or table.cpu_ms is None:
-        table.cpu_ms = None
-        return
+def _used(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
+    if before is None or after is None:
+        return None
     # A session that ended meanwhile takes its CPU with it: counted from those still there.
-    table.cpu_ms += sum(ms - before.get(pid, 0.0) for pid, ms in after.items())
+    return sum(ms - before.get(pid, 0.0) for pid, ms in after.items())
 
 
 def _cpu_ms(backends: list[asyncpg.Record]) -> dict[int, float] | None:

@@ -85,7 +85,8 @@ from pgqueue.settings import resolve_dsn
     type=click.FloatRange(min=0.5, max=3600),
     default=15.0,
     show_default=True,
-    help="How long the stream of each --scheduled-rows and --paused-rows run lasts.",
+    help="How long the stream to the idle workers of the --scheduled-rows and --paused-rows "
+    "runs lasts (they and the empty table are streamed to side by side).",
 )
 @dsn_option
 @json_option
