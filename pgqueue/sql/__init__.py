@@ -2,7 +2,8 @@
 
 Each query starts with ``-- name: <name>`` followed by comment lines that describe it; the
 ``-- params:`` line lists its parameters in order. The store runs them by name, so grepping a
-name finds both the SQL and the Python that uses it.
+name finds both the SQL and the Python that uses it. ``schema.sql`` is the exception: the whole
+current schema as DDL, for reading, which the loader skips.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ JOBS_CHANNEL = "pgqueue_jobs"
 CANCEL_CHANNEL = "pgqueue_cancel"
 #: The schema revision these queries need: the alembic head of migrations/.
 SCHEMA_REVISION = "0010"
+#: The current schema as one DDL file beside the queries, kept by hand for readers (a test
+#: checks it against the migrations).
+SCHEMA_FILE = "schema.sql"
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
@@ -42,7 +46,9 @@ def _parse(text: str) -> dict[str, Query]:
 def _load() -> dict[str, Query]:
     loaded: dict[str, Query] = {}
     for entry in sorted(resources.files(__name__).iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".sql"):
+        # The schema file is DDL to read, not named queries: nothing in it is for the store to
+        # run, and pgqueue is installed by the migrations, never from it.
+        if entry.name.endswith(".sql") and entry.name != SCHEMA_FILE:
             loaded.update(_parse(entry.read_text(encoding="utf-8")))
     return loaded
 

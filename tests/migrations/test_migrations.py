@@ -279,6 +279,12 @@ def test_wheel_ships_the_migrations(unpacked_wheel: Path) -> None:
     assert (unpacked_wheel / "pgqueue/migrations/versions/0001_initial.down.sql").is_file()
 
 
+def test_wheel_ships_the_schema_file(unpacked_wheel: Path) -> None:
+    shipped = unpacked_wheel / "pgqueue/sql/schema.sql"
+
+    assert shipped.read_text() == (REPOSITORY / "pgqueue/sql/schema.sql").read_text()
+
+
 async def test_installed_package_finds_its_own_migrations(unpacked_wheel: Path) -> None:
     printed = await run_python(
         "import pgqueue.migrate as m; print(m.script_location())", pythonpath=unpacked_wheel
