@@ -115,6 +115,8 @@ class Worker:
         self._finished = asyncio.Event()
         self._finished.set()
         self._started = asyncio.Event()
+        # Set by stop(): a run that is starting, or has not begun yet, stops as soon as it can.
+        self._stop_requested = False
 
     def on_error(self, hook: ErrorHook) -> ErrorHook:
         """Call ``hook(job, exc)`` (sync or async) after a job's attempt fails;
@@ -146,6 +148,8 @@ class Worker:
             self._metrics = WorkerMetrics(store, queues, running_jobs=lambda: len(self._active))
             metrics_server = MetricsServer(self._metrics, self._metrics_host, self._metrics_port)
         fetcher = self._fetcher = self._build_fetcher(queues, job_types, completer)
+        if self._stop_requested:  # stop() came while this run was starting: claim nothing
+            fetcher.stop()
         listener = (
             Listener(store, queues, self._heartbeat_interval, fetcher.nudge, self._cancel)
             if self._listen
@@ -203,6 +207,7 @@ class Worker:
                         await metrics_server.stop()
                 finally:  # stop() waits on this, whatever went wrong above
                     self._fetcher = None
+                    self._stop_requested = False
                     self._started.clear()
                     self._finished.set()
 
@@ -257,7 +262,12 @@ class Worker:
         )
 
     async def stop(self) -> None:
-        """Claim nothing more, let running jobs finish within the grace period, release the rest."""
+        """Claim nothing more, let running jobs finish within the grace period, release the rest.
+
+        Called before ``run()`` has begun (say, just after ``create_task(worker.run())``), it
+        makes that run stop as soon as it has started: it registers, claims nothing, and
+        returns."""
+        self._stop_requested = True
         if self._fetcher is not None:
             log.info(
                 "worker %s stopping: waiting up to %ss for %s running jobs",

@@ -132,6 +132,33 @@ async def test_graceful_stop_lets_running_jobs_finish(
     assert await db.fetchval("SELECT count(*) FROM pgqueue.workers WHERE id = $1", worker.id) == 0
 
 
+@pytest.mark.parametrize("yields", [0, 1, 5])
+async def test_stop_right_after_run_is_scheduled_stops_that_run(
+    queue: Queue, db: asyncpg.Connection, tmp_path: Path, yields: int
+) -> None:
+    # The way a program runs a worker beside itself: stop() may come before run() has begun
+    # (0 yields), or while it is starting up.
+    log = tmp_path / "runs.log"
+    job_id = await queue.enqueue(Note(log_path=str(log)))
+    worker = Worker(queue)
+    run = asyncio.create_task(worker.run())
+    for _ in range(yields):
+        await asyncio.sleep(0)
+    await worker.stop()
+    await asyncio.wait_for(run, 10)  # used to run on forever
+
+    status = await db.fetchrow(
+        "SELECT status::text, attempts FROM pgqueue.jobs WHERE id = $1", job_id
+    )
+    assert tuple(status) == ("pending", 0)
+    assert await db.fetchval("SELECT count(*) FROM pgqueue.workers") == 0
+    assert lines(log) == []
+    # The stop was for that run only: the next one works.
+    async with running(queue):
+        assert await queue.wait_for(job_id, 10) is None
+    assert lines(log) == [str(job_id)]
+
+
 async def test_stop_after_the_grace_period_releases_unfinished_jobs_to_pending(
     queue: Queue, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
