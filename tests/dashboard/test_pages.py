@@ -100,7 +100,8 @@ async def test_the_overview_lists_a_queue_that_only_finished_jobs_lately(
 async def test_mounted_in_another_app_every_link_cookie_and_redirect_stays_under_its_path(
     queue: Queue, db: asyncpg.Connection
 ) -> None:
-    """create_app(queue) in an application's own Starlette app, as the README shows."""
+    """create_app(queue) in an application's own Starlette app, as docs/guides/dashboard.md
+    shows."""
     await queue.enqueue(Echo(text="x"), queue="emails")
     host = Starlette(routes=[Mount("/ops/pgqueue", create_app(queue))])
     transport = httpx.ASGITransport(app=host)

@@ -472,8 +472,8 @@ async def test_run_anyway_dependent_is_released_when_its_parent_ends_badly(
 async def test_retrying_a_cancelled_dependent_runs_it_without_waiting_for_its_parents(
     queue: Queue, db: asyncpg.Connection
 ) -> None:
-    # Documented in the README ("Retrying a cancelled dependent runs it without waiting for its
-    # parents"): retry is the operator overriding the dependency.
+    # Documented in docs/guides/dependencies.md ("Retrying a cancelled dependent runs it without
+    # waiting for its parents"): retry is the operator overriding the dependency.
     first = await parent(queue, "first")
     child = await queue.enqueue(Echo(text="child"), depends_on=[first])
     await queue.cancel(child)
