@@ -5,49 +5,30 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Protocol, Self
 
 from pydantic import ValidationError
 
 from pgqueue.durations import MAX_DURATION, as_timedelta
-from pgqueue.errors import InvalidJob, UnregisteredJob
-from pgqueue.job import (
-    Job,
+from pgqueue.errors import InvalidJob, UnregisteredJob, validation_summary
+from pgqueue.job import Job
+from pgqueue.options import (
+    MAX_PRIORITY,
+    EnqueueOptions,
     JobOptions,
     check_max_retries,
     check_queue_name,
-    validation_summary,
+    max_attempts,
 )
 from pgqueue.records import MAX_JOB_ID, EnqueuedJob
 from pgqueue.registry import registry
-from pgqueue.store import NewJob
+from pgqueue.rows import NewJob
 
-if TYPE_CHECKING:
-    from pgqueue.queue import Queue
-
-#: Priorities run from -MAX_PRIORITY to MAX_PRIORITY (a smallint).
-MAX_PRIORITY = 32767
 _JOB_TYPE_MAX = 255
 # A JSON \u0000 escape (jsonb cannot store NUL), not preceded by an escaped backslash.
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-
-
-@dataclass(frozen=True)
-class EnqueueOptions:
-    """Per-enqueue overrides of a job class's defaults; None keeps the default."""
-
-    delay: timedelta | float | None = None
-    run_at: datetime | None = None
-    priority: int | None = None
-    queue: str | None = None
-    max_retries: int | None = None
-    backoff: timedelta | float | None = None
-    unique_key: str | None = None
-    unique_for: timedelta | float | None = None
-    depends_on: Sequence[int] | None = None
-    run_anyway: bool = False
 
 
 def prepare(job: object, options: EnqueueOptions) -> NewJob:
@@ -136,7 +117,7 @@ def _row(job_type: str, payload: str, options: EnqueueOptions, defaults: JobOpti
         run_at=_check_run_at(options.run_at, options.delay),
         delay=_as_delta(options.delay, "delay"),
         priority=_check_range("priority", options.priority or 0, -MAX_PRIORITY, MAX_PRIORITY),
-        max_attempts=None if max_retries is None else _check_max_retries(max_retries) + 1,
+        max_attempts=None if max_retries is None else max_attempts(_check_max_retries(max_retries)),
         retry_backoff=_as_delta(options.backoff, "backoff"),
         unique_key=_check_unique_key(options.unique_key, options.unique_for),
         unique_for=_as_delta(options.unique_for, "unique_for"),
@@ -235,11 +216,27 @@ def _check_range(what: str, value: object, low: int, high: int) -> int:
     return value
 
 
+class Enqueuer(Protocol):
+    """What the builders enqueue through: the Queue, seen from below it."""
+
+    async def enqueue_with(
+        self, job: Job, options: EnqueueOptions, connection: object | None = None
+    ) -> EnqueuedJob: ...
+
+    async def enqueue_graph(
+        self,
+        parents: Sequence[Job],
+        child: Job | None,
+        run_anyway: bool,
+        connection: object | None,
+    ) -> list[int]: ...
+
+
 class Dispatch:
     """An awaitable enqueue builder: ``await queue.dispatch(job).with_max_retries(5)``."""
 
     def __init__(
-        self, queue: Queue, job: Job, options: EnqueueOptions, connection: object | None
+        self, queue: Enqueuer, job: Job, options: EnqueueOptions, connection: object | None
     ) -> None:
         self._queue = queue
         self._job = job
@@ -293,7 +290,7 @@ class JobGroup:
     """Jobs enqueued together: ``await queue.group([a, b])``, or with a job that runs once they
     have all completed: ``await queue.group([a, b]).then(c)``. Returns the ids in order."""
 
-    def __init__(self, queue: Queue, jobs: Sequence[Job], connection: object | None) -> None:
+    def __init__(self, queue: Enqueuer, jobs: Sequence[Job], connection: object | None) -> None:
         self._queue = queue
         self._jobs = list(jobs)
         self._connection = connection

@@ -15,14 +15,7 @@ import asyncpg
 
 from pgqueue.connections import executor_for, transaction_for
 from pgqueue.dsn import check_dsn
-from pgqueue.enqueue import (
-    Dispatch,
-    EnqueueOptions,
-    JobGroup,
-    prepare,
-    prepare_batch,
-    prepare_by_name,
-)
+from pgqueue.enqueue import Dispatch, JobGroup, prepare, prepare_batch, prepare_by_name
 from pgqueue.errors import (
     InvalidJob,
     JobCancelled,
@@ -31,8 +24,9 @@ from pgqueue.errors import (
     ScheduleNotFound,
     WaitTimeout,
 )
-from pgqueue.job import Job, check_queue_name
+from pgqueue.job import Job
 from pgqueue.limits import QueueLimit
+from pgqueue.options import EnqueueOptions, check_queue_name
 from pgqueue.records import (
     MAX_JOB_ID,
     EnqueuedJob,

@@ -32,12 +32,14 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from pgqueue.errors import ClaimLost
-from pgqueue.job import Job, JobContext, JobOptions, result_json
+from pgqueue.job import Job, JobContext, result_json
 from pgqueue.logs import job_logging
+from pgqueue.options import JobOptions, max_attempts
 from pgqueue.records import JobStatus
 from pgqueue.registry import Registry
 from pgqueue.retry import Backoff, Retry, is_permanent
-from pgqueue.store import ClaimedJob, JobStore
+from pgqueue.rows import ClaimedJob
+from pgqueue.store import JobStore
 from pgqueue.tracing import JobSpan, job_span
 from pgqueue.worker.completer import Completer
 
@@ -185,7 +187,7 @@ class JobExecutor:
         if claimed.max_attempts is not None:
             return claimed.max_attempts
         retries = self._defaults.max_retries if options.max_retries is None else options.max_retries
-        return retries + 1
+        return max_attempts(retries)
 
     def _backoff(self, claimed: ClaimedJob, options: JobOptions) -> Backoff:
         backoff = options.backoff or self._defaults.backoff
