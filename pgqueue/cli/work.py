@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from pgqueue.cli import dsn_option, log_format_option, log_level_option
 from pgqueue.cli.ops import retention_from, retention_options
+from pgqueue.cli.options import dsn_option, log_format_option, log_level_option
 from pgqueue.dsn import redact_dsn
 from pgqueue.durations import as_timedelta
 from pgqueue.limits import QueueLimit
