@@ -13,7 +13,7 @@ from typing import Any, Self
 
 import asyncpg
 
-from pgqueue.connections import executor_for, transaction_for
+from pgqueue.connections import executor_for
 from pgqueue.dsn import check_dsn
 from pgqueue.enqueue import Dispatch, JobGroup, prepare, prepare_batch, prepare_by_name
 from pgqueue.errors import (
@@ -91,7 +91,7 @@ class Queue:
 
     async def close(self) -> None:
         if self._owns_pool:
-            await self.store.pool.close()
+            await self.store.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -164,7 +164,7 @@ class Queue:
         rows = prepare_batch(jobs, EnqueueOptions())  # all valid before any is written
         ids: list[int] = []
         with enqueue_span(rows) as span:  # one span, and one trace context, for the chain
-            async with transaction_for(connection, self.store.pool) as executor:
+            async with self.store.transaction(connection) as executor:
                 for row in rows:
                     ids.append(
                         await self.store.enqueue(
@@ -193,7 +193,7 @@ class Queue:
         rows = prepare_batch(parents, EnqueueOptions())
         last = None if child is None else prepare(child, EnqueueOptions())
         with enqueue_span(rows if last is None else [*rows, last]) as span:
-            async with transaction_for(connection, self.store.pool) as executor:
+            async with self.store.transaction(connection) as executor:
                 ids = await self.store.enqueue_batch(
                     jobs=rows, executor=executor, trace_context=span.carrier
                 )

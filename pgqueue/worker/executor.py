@@ -246,6 +246,7 @@ class _CompletingTransaction:
         self._store = store
         self._claimed = claimed
         self._worker_id = worker_id
+        self._lent = contextlib.AsyncExitStack()
         self._connection: PoolConnectionProxy | None = None
         self._transaction: Transaction | None = None
         self.committed = False
@@ -254,7 +255,7 @@ class _CompletingTransaction:
     async def open(self) -> AsyncIterator[PoolConnectionProxy]:
         if self._connection is not None:
             raise RuntimeError("context.transaction() can be opened once per attempt")
-        self._connection = await self._store.pool.acquire()
+        self._connection = await self._lent.enter_async_context(self._store.lend_connection())
         self._transaction = self._connection.transaction()
         await self._transaction.start()
         yield self._connection  # an exception here reaches run(), which rolls back
@@ -275,19 +276,17 @@ class _CompletingTransaction:
         self.committed = True
 
     async def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is None:
+        """Roll back unless committed, then give the connection back (reset: the handler may
+        have left session state on it)."""
+        if self._connection is None:
             return
+        self._connection = None
         try:
             if not self.committed and self._transaction is not None:
                 with contextlib.suppress(Exception):  # the connection may be gone already
                     await self._transaction.rollback()
-            # The handler had the connection: undo any session state it left (SET, LISTEN,
-            # advisory locks), since the pool's own release does not (Queue.connect()).
-            with contextlib.suppress(Exception):  # gone: release() then discards it
-                await connection.reset()
         finally:
-            await self._store.pool.release(connection)
+            await self._lent.aclose()
 
 
 async def _call_handle(job: Job, deadline: asyncio.Timeout | None) -> Any:
