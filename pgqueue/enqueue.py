@@ -1,13 +1,11 @@
-"""Turning a Job and its enqueue options into a validated row; the ``dispatch()`` builder."""
+"""Turning a Job and its enqueue options into a validated row, before anything is written."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Generator, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, Self
 
 from pydantic import ValidationError
 
@@ -22,7 +20,7 @@ from pgqueue.options import (
     check_queue_name,
     max_attempts,
 )
-from pgqueue.records import MAX_JOB_ID, EnqueuedJob
+from pgqueue.records import MAX_JOB_ID
 from pgqueue.registry import registry
 from pgqueue.rows import NewJob
 
@@ -214,90 +212,3 @@ def _check_range(what: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidJob(f"{what} must be an int from {low} to {high}, got {value!r}")
     return value
-
-
-class Enqueuer(Protocol):
-    """What the builders enqueue through: the Queue, seen from below it."""
-
-    async def enqueue_with(
-        self, job: Job, options: EnqueueOptions, connection: object | None = None
-    ) -> EnqueuedJob: ...
-
-    async def enqueue_graph(
-        self,
-        parents: Sequence[Job],
-        child: Job | None,
-        run_anyway: bool,
-        connection: object | None,
-    ) -> list[int]: ...
-
-
-class Dispatch:
-    """An awaitable enqueue builder: ``await queue.dispatch(job).with_max_retries(5)``."""
-
-    def __init__(
-        self, queue: Enqueuer, job: Job, options: EnqueueOptions, connection: object | None
-    ) -> None:
-        self._queue = queue
-        self._job = job
-        self._options = options
-        self._connection = connection
-
-    def _with(self, **changes: Any) -> Self:
-        self._options = replace(self._options, **changes)
-        return self
-
-    def with_max_retries(self, max_retries: int) -> Self:
-        return self._with(max_retries=max_retries)
-
-    def with_backoff(self, backoff: timedelta | float) -> Self:
-        """Base delay of the exponential retry backoff for this job."""
-        return self._with(backoff=backoff)
-
-    def with_delay(self, delay: timedelta | float) -> Self:
-        return self._with(delay=delay)
-
-    def with_run_at(self, run_at: datetime) -> Self:
-        return self._with(run_at=run_at)
-
-    def with_priority(self, priority: int) -> Self:
-        return self._with(priority=priority)
-
-    def on_queue(self, queue: str) -> Self:
-        return self._with(queue=queue)
-
-    def with_unique_key(self, key: str, unique_for: timedelta | float | None = None) -> Self:
-        """While a live job holds ``key``, return that job instead of inserting another."""
-        return self._with(unique_key=key, unique_for=unique_for)
-
-    def after(self, *parents: int, run_anyway: bool = False) -> Self:
-        """Run once these jobs have completed (``run_anyway``: once they have finished)."""
-        return self._with(depends_on=parents, run_anyway=run_anyway)
-
-    def using(self, connection: object) -> Self:
-        """Enqueue inside this connection's transaction (asyncpg or SQLAlchemy)."""
-        self._connection = connection
-        return self
-
-    async def enqueue(self) -> EnqueuedJob:
-        return await self._queue.enqueue_with(self._job, self._options, self._connection)
-
-    def __await__(self) -> Generator[Any, None, EnqueuedJob]:
-        return self.enqueue().__await__()
-
-
-class JobGroup:
-    """Jobs enqueued together: ``await queue.group([a, b])``, or with a job that runs once they
-    have all completed: ``await queue.group([a, b]).then(c)``. Returns the ids in order."""
-
-    def __init__(self, queue: Enqueuer, jobs: Sequence[Job], connection: object | None) -> None:
-        self._queue = queue
-        self._jobs = list(jobs)
-        self._connection = connection
-
-    async def then(self, job: Job, *, run_anyway: bool = False) -> list[int]:
-        """Enqueue the group and ``job``, which depends on every job of the group."""
-        return await self._queue.enqueue_graph(self._jobs, job, run_anyway, self._connection)
-
-    def __await__(self) -> Generator[Any, None, list[int]]:
-        return self._queue.enqueue_graph(self._jobs, None, False, self._connection).__await__()
