@@ -16,9 +16,9 @@ statement and its method side by side.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -53,6 +53,7 @@ from pgqueue.rows import (
 from pgqueue.sql import SCHEMA_REVISION, Query, Row, Statement, queries
 
 T = TypeVar("T")
+P = ParamSpec("P")
 M = TypeVar("M", bound=BaseModel)
 
 _FOREIGN_KEY_VIOLATION = "23503"  # what pgqueue.enqueue_job raises for a missing parent
@@ -161,7 +162,7 @@ class JobStatements:
         return Statement(queries["schema_revision"], (), _value)
 
     @staticmethod
-    def enqueue(job: NewJob, trace_context: str | None) -> Statement[EnqueuedJob]:
+    def enqueue(*, job: NewJob, trace_context: str | None) -> Statement[EnqueuedJob]:
         return Statement(
             queries["enqueue"],
             (
@@ -183,7 +184,7 @@ class JobStatements:
         )
 
     @staticmethod
-    def enqueue_batch(jobs: Sequence[NewJob], trace_context: str | None) -> Statement[list[int]]:
+    def enqueue_batch(*, jobs: Sequence[NewJob], trace_context: str | None) -> Statement[list[int]]:
         return Statement(
             queries["enqueue_batch"],
             (
@@ -202,14 +203,14 @@ class JobStatements:
 
     @staticmethod
     def claim_jobs(
-        queues: Sequence[str], job_types: Sequence[str], worker_id: UUID, max_jobs: int
+        *, queues: Sequence[str], job_types: Sequence[str], worker_id: UUID, max_jobs: int
     ) -> Statement[list[ClaimedJob]]:
         args = (queues, job_types, worker_id, max_jobs)
         return Statement(queries["claim_jobs"], args, _claimed)
 
     @staticmethod
     def seconds_until_next_job(
-        queues: Sequence[str], job_types: Sequence[str]
+        *, queues: Sequence[str], job_types: Sequence[str]
     ) -> Statement[float | None]:
         def decode(rows: Sequence[Row]) -> float | None:
             seconds = _value(rows)
@@ -218,7 +219,7 @@ class JobStatements:
         return Statement(queries["seconds_until_next_job"], (queues, job_types), decode)
 
     @staticmethod
-    def queue_depths(queues: Sequence[str]) -> Statement[list[QueueDepth]]:
+    def queue_depths(*, queues: Sequence[str]) -> Statement[list[QueueDepth]]:
         return Statement(
             queries["queue_depths"],
             (queues,),
@@ -229,6 +230,7 @@ class JobStatements:
 
     @staticmethod
     def complete_jobs(
+        *,
         ids: Sequence[int],
         attempts: Sequence[int],
         results: Sequence[str | None],
@@ -238,6 +240,7 @@ class JobStatements:
 
     @staticmethod
     def fail_job(
+        *,
         id: int,
         attempt: int,
         worker_id: UUID,
@@ -247,6 +250,7 @@ class JobStatements:
         permanent: bool,
         default_max_attempts: int,
     ) -> Statement[JobStatus | None]:
+        """The job's new status, or None when this worker no longer held the job."""
         args = (
             *(id, attempt, worker_id, error, last_error),
             *(retry_delay, permanent, default_max_attempts),
@@ -254,13 +258,14 @@ class JobStatements:
         return Statement(queries["fail_job"], args, _status)
 
     @staticmethod
-    def snooze_job(id: int, attempt: int, worker_id: UUID, delay: timedelta) -> Statement[bool]:
+    def snooze_job(*, id: int, attempt: int, worker_id: UUID, delay: timedelta) -> Statement[bool]:
+        """False when this worker no longer held the job."""
         return Statement(
             queries["snooze_job"], (id, attempt, worker_id, delay), lambda rows: bool(rows)
         )
 
     @staticmethod
-    def parent_results(ids: Sequence[int]) -> Statement[list[ParentResult]]:
+    def parent_results(*, ids: Sequence[int]) -> Statement[list[ParentResult]]:
         return Statement(
             queries["parent_results"],
             (ids,),
@@ -271,29 +276,30 @@ class JobStatements:
         )
 
     @staticmethod
-    def cancelled_among(ids: Sequence[int]) -> Statement[list[int]]:
+    def cancelled_among(*, ids: Sequence[int]) -> Statement[list[int]]:
         return Statement(queries["cancelled_among"], (ids,), _ids)
 
     @staticmethod
     def rescue_expired_jobs(
-        heartbeat_timeout: timedelta, default_max_attempts: int
+        *, heartbeat_timeout: timedelta, default_max_attempts: int
     ) -> Statement[list[int]]:
         args = (heartbeat_timeout, default_max_attempts)
         return Statement(queries["rescue_expired_jobs"], args, _ids)
 
     @staticmethod
     def release_unheld_jobs(
-        worker_id: UUID, held_ids: Sequence[int], claimed_before: timedelta
+        *, worker_id: UUID, held_ids: Sequence[int], claimed_before: timedelta
     ) -> Statement[list[int]]:
         args = (worker_id, held_ids, claimed_before)
         return Statement(queries["release_unheld_jobs"], args, _ids)
 
     @staticmethod
-    def release_worker_jobs(worker_id: UUID) -> Statement[list[int]]:
+    def release_worker_jobs(*, worker_id: UUID) -> Statement[list[int]]:
         return Statement(queries["release_worker_jobs"], (worker_id,), _ids)
 
     @staticmethod
     def heartbeat_worker(
+        *,
         id: UUID,
         host: str,
         pid: int,
@@ -305,11 +311,11 @@ class JobStatements:
         return Statement(queries["heartbeat_worker"], args, _nothing)
 
     @staticmethod
-    def deregister_worker(id: UUID) -> Statement[None]:
+    def deregister_worker(*, id: UUID) -> Statement[None]:
         return Statement(queries["deregister_worker"], (id,), _nothing)
 
     @staticmethod
-    def delete_expired_workers(heartbeat_timeout: timedelta) -> Statement[int]:
+    def delete_expired_workers(*, heartbeat_timeout: timedelta) -> Statement[int]:
         return Statement(
             queries["delete_expired_workers"], (heartbeat_timeout,), lambda rows: int(_value(rows))
         )
@@ -319,22 +325,22 @@ class JobStatements:
         return Statement(queries["ping"], (), _nothing)
 
     @staticmethod
-    def get_job(id: int) -> Statement[JobRecord | None]:
+    def get_job(*, id: int) -> Statement[JobRecord | None]:
         return Statement(queries["get_job"], (id,), _record(JobRecord))
 
     @staticmethod
-    def get_job_status(id: int) -> Statement[JobStatus | None]:
+    def get_job_status(*, id: int) -> Statement[JobStatus | None]:
         return Statement(queries["get_job_status"], (id,), _status)
 
     @staticmethod
     def list_recent_jobs(
-        limit: int, status: JobStatus | None, queue: str | None
+        *, limit: int, status: JobStatus | None, queue: str | None
     ) -> Statement[list[JobRecord]]:
         args = (limit, status, queue)
         return Statement(queries["list_recent_jobs"], args, _records(JobRecord))
 
     @staticmethod
-    def stats(queue: str | None) -> Statement[QueueStats]:
+    def stats(*, queue: str | None) -> Statement[QueueStats]:
         def decode(rows: Sequence[Row]) -> QueueStats:
             counts: dict[str, Any] = dict(rows[0]) if rows else {}
             return QueueStats(queue=queue, **counts)
@@ -342,29 +348,30 @@ class JobStatements:
         return Statement(queries["stats"], (queue,), decode)
 
     @staticmethod
-    def cancel_job(id: int) -> Statement[bool]:
+    def cancel_job(*, id: int) -> Statement[bool]:
         return Statement(queries["cancel_job"], (id,), lambda rows: bool(_value(rows)))
 
     @staticmethod
-    def retry_job(id: int) -> Statement[bool]:
+    def retry_job(*, id: int) -> Statement[bool]:
         return Statement(queries["retry_job"], (id,), lambda rows: bool(_value(rows)))
 
     @staticmethod
-    def retry_failed_jobs(queue: str | None, job_type: str | None) -> Statement[int]:
+    def retry_failed_jobs(*, queue: str | None, job_type: str | None) -> Statement[int]:
         args = (queue, job_type)
         return Statement(queries["retry_failed_jobs"], args, lambda rows: int(_value(rows)))
 
     @staticmethod
-    def retry_failed_ids(ids: Sequence[int]) -> Statement[int]:
+    def retry_failed_ids(*, ids: Sequence[int]) -> Statement[int]:
         args = (list(ids),)
         return Statement(queries["retry_failed_ids"], args, lambda rows: int(_value(rows)))
 
     @staticmethod
-    def clear_jobs(status: JobStatus, queue: str | None) -> Statement[int]:
+    def clear_jobs(*, status: JobStatus, queue: str | None) -> Statement[int]:
         return Statement(queries["clear_jobs"], (status, queue), lambda rows: int(_value(rows)))
 
     @staticmethod
-    def prune_jobs(status: JobStatus, older_than: timedelta, batch_size: int) -> Statement[int]:
+    def prune_jobs(*, status: JobStatus, older_than: timedelta, batch_size: int) -> Statement[int]:
+        """One batch; 0 also when another worker holds the pruning lock."""
         args = (status, older_than, batch_size)
         return Statement(queries["prune_jobs"], args, lambda rows: int(_value(rows)))
 
@@ -374,13 +381,14 @@ class JobStatements:
 
     @staticmethod
     def list_failed_jobs(
-        queue: str | None, job_type: str | None, limit: int
+        *, queue: str | None, job_type: str | None, limit: int
     ) -> Statement[list[JobRecord]]:
         args = (queue, job_type, limit)
         return Statement(queries["list_failed_jobs"], args, _records(JobRecord))
 
     @staticmethod
     def list_jobs(
+        *,
         status: JobStatus | None,
         queue: str | None,
         job_type: str | None,
@@ -400,7 +408,7 @@ class JobStatements:
         return Statement(queries["list_jobs"], args, _records(JobSummary))
 
     @staticmethod
-    def job_relations(id: int) -> Statement[JobRelations | None]:
+    def job_relations(*, id: int) -> Statement[JobRelations | None]:
         return Statement(queries["job_relations"], (id,), _record(JobRelations))
 
     @staticmethod
@@ -408,11 +416,11 @@ class JobStatements:
         return Statement(queries["queue_summary"], (), _records(QueueSummary))
 
     @staticmethod
-    def throughput(minutes: int) -> Statement[list[ThroughputMinute]]:
+    def throughput(*, minutes: int) -> Statement[list[ThroughputMinute]]:
         return Statement(queries["throughput"], (minutes,), _records(ThroughputMinute))
 
     @staticmethod
-    def cancel_failed_jobs(ids: Sequence[int]) -> Statement[list[int]]:
+    def cancel_failed_jobs(*, ids: Sequence[int]) -> Statement[list[int]]:
         return Statement(queries["cancel_failed_jobs"], (list(ids),), _ids)
 
     @staticmethod
@@ -420,18 +428,20 @@ class JobStatements:
         return Statement(queries["list_workers"], (), _records(WorkerRecord))
 
     @staticmethod
-    def set_queue_paused(queue: str, paused: bool) -> Statement[None]:
+    def set_queue_paused(*, queue: str, paused: bool) -> Statement[None]:
         return Statement(queries["set_queue_paused"], (queue, paused), _nothing)
 
     @staticmethod
-    def set_queue_limits(queue: str, limit: QueueLimit, keep_unset: bool) -> Statement[None]:
+    def set_queue_limits(
+        *, queue: str, limit: QueueLimit, keep_unset: bool = False
+    ) -> Statement[None]:
         """A limit that is None is removed, or with ``keep_unset`` left as it was."""
         period = None if limit.rate is None else limit.period
         args = (queue, limit.concurrency, limit.rate, period, keep_unset)
         return Statement(queries["set_queue_limits"], args, _nothing)
 
     @staticmethod
-    def save_schedule(schedule: Schedule, in_code: bool) -> Statement[bool]:
+    def save_schedule(*, schedule: Schedule, in_code: bool) -> Statement[bool]:
         """False when a schedule of that name is of the other kind (code / add_schedule)."""
         args = (
             *(schedule.name, schedule.cron, schedule.timezone, schedule.job_type),
@@ -445,17 +455,18 @@ class JobStatements:
         return Statement(queries["list_schedules"], (), _schedules)
 
     @staticmethod
-    def set_schedule_paused(name: str, paused: bool) -> Statement[bool]:
+    def set_schedule_paused(*, name: str, paused: bool) -> Statement[bool]:
         """False when there is no such schedule."""
         args = (name, paused)
         return Statement(queries["set_schedule_paused"], args, lambda rows: bool(rows))
 
     @staticmethod
-    def delete_schedule(name: str) -> Statement[bool]:
+    def delete_schedule(*, name: str) -> Statement[bool]:
         return Statement(queries["delete_schedule"], (name,), lambda rows: bool(rows))
 
     @staticmethod
     def due_schedules(
+        *,
         declared_names: Sequence[str],
     ) -> Statement[tuple[datetime, list[DueSchedule]]]:
         """The database clock, and the schedules this worker keeps."""
@@ -463,7 +474,7 @@ class JobStatements:
 
     @staticmethod
     def enqueue_schedule_ticks(
-        name: str, seen_updated_at: datetime, ticks: Sequence[datetime], done_until: datetime
+        *, name: str, seen_updated_at: datetime, ticks: Sequence[datetime], done_until: datetime
     ) -> Statement[list[int]]:
         args = (name, seen_updated_at, ticks, done_until)
         return Statement(queries["enqueue_schedule_ticks"], args, _ids)
@@ -472,15 +483,33 @@ class JobStatements:
 # --- the store: runs the statements ------------------------------------------------------
 
 
+def _on_pool(
+    build: Callable[P, Statement[T]],
+) -> Callable[Concatenate[JobStore, P], Coroutine[Any, Any, T]]:
+    """A JobStore method that runs the statement ``build`` describes on the pool, taking
+    ``build``'s keywords (a synchronous store would wrap the same builders the same way)."""
+
+    async def method(store: JobStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await store._pool_executor.run(build(*args, **kwargs))
+
+    # The builder's name and docstring, for help(); not its signature, which returns a Statement.
+    method.__name__, method.__qualname__ = build.__name__, f"JobStore.{build.__name__}"
+    method.__doc__ = build.__doc__
+    return method
+
+
 class JobStore:
-    """Runs ``JobStatements`` on its asyncpg pool, or on the connection a method is given."""
+    """Runs ``JobStatements`` on its asyncpg pool, or on the connection a method is given.
+
+    Most methods run on the pool and are the builder itself, wrapped (``_on_pool``); those
+    written out take a connection, or translate an error."""
 
     def __init__(self, pool: asyncpg.Pool, *, listen_dsn: str | None = None) -> None:
         self.pool = pool
         self._listen_dsn = listen_dsn
         self._pool_executor = AsyncpgExecutor(pool)
 
-    async def _run(self, statement: Statement[T], on: AnyConnection | None = None) -> T:
+    async def _run(self, statement: Statement[T], on: AnyConnection | None) -> T:
         executor = self._pool_executor if on is None else AsyncpgExecutor(on)
         return await executor.run(statement)
 
@@ -541,7 +570,7 @@ class JobStore:
     ) -> EnqueuedJob:
         """Raises InvalidJob when a parent in ``depends_on`` does not exist. ``trace_context``:
         JSON text of the enqueuer's trace headers, stored with the job."""
-        statement = JobStatements.enqueue(job, trace_context)
+        statement = JobStatements.enqueue(job=job, trace_context=trace_context)
         try:
             return await (executor or self._pool_executor).run(statement)
         except Exception as error:
@@ -558,10 +587,10 @@ class JobStore:
         trace_context: str | None = None,
     ) -> list[int]:
         """``trace_context``: as for ``enqueue``, one for the whole batch."""
-        statement = JobStatements.enqueue_batch(jobs, trace_context)
+        statement = JobStatements.enqueue_batch(jobs=jobs, trace_context=trace_context)
         return await (executor or self._pool_executor).run(statement)
 
-    # --- worker side -------------------------------------------------------------------------
+    # --- on a connection the worker keeps ----------------------------------------------------
 
     async def claim_jobs(
         self,
@@ -574,7 +603,9 @@ class JobStore:
     ) -> list[ClaimedJob]:
         """On ``connection``, not the pool: the rows are the claim, so a connection that breaks
         as the pool resets it must not lose them (the worker keeps one for claims)."""
-        statement = JobStatements.claim_jobs(queues, job_types, worker_id, max_jobs)
+        statement = JobStatements.claim_jobs(
+            queues=queues, job_types=job_types, worker_id=worker_id, max_jobs=max_jobs
+        )
         return await self._run(statement, connection)
 
     async def seconds_until_next_job(
@@ -584,10 +615,8 @@ class JobStore:
         job_types: Sequence[str],
         connection: asyncpg.Connection | None = None,
     ) -> float | None:
-        return await self._run(JobStatements.seconds_until_next_job(queues, job_types), connection)
-
-    async def queue_depths(self, *, queues: Sequence[str]) -> list[QueueDepth]:
-        return await self._run(JobStatements.queue_depths(queues))
+        statement = JobStatements.seconds_until_next_job(queues=queues, job_types=job_types)
+        return await self._run(statement, connection)
 
     async def complete_jobs(
         self,
@@ -601,53 +630,10 @@ class JobStore:
         """Returns the ids written; on ``connection`` (in its transaction, if one is open), as
         claim_jobs, so committed completions are never lost with a connection reset. Any order
         of ``ids`` will do: pgqueue.complete_jobs locks the rows in id order itself."""
-        statement = JobStatements.complete_jobs(ids, attempts, results, worker_id)
-        return await self._run(statement, connection)
-
-    async def fail_job(
-        self,
-        *,
-        id: int,
-        attempt: int,
-        worker_id: UUID,
-        error: str,
-        last_error: str,
-        retry_delay: timedelta,
-        permanent: bool,
-        default_max_attempts: int,
-    ) -> JobStatus | None:
-        """Returns the job's new status, or None when this worker no longer held the job."""
-        return await self._run(
-            JobStatements.fail_job(
-                *(id, attempt, worker_id, error, last_error),
-                *(retry_delay, permanent, default_max_attempts),
-            )
+        statement = JobStatements.complete_jobs(
+            ids=ids, attempts=attempts, results=results, worker_id=worker_id
         )
-
-    async def snooze_job(self, *, id: int, attempt: int, worker_id: UUID, delay: timedelta) -> bool:
-        """False when this worker no longer held the job."""
-        return await self._run(JobStatements.snooze_job(id, attempt, worker_id, delay))
-
-    async def parent_results(self, *, ids: Sequence[int]) -> list[ParentResult]:
-        return await self._run(JobStatements.parent_results(ids))
-
-    async def cancelled_among(self, *, ids: Sequence[int]) -> list[int]:
-        return await self._run(JobStatements.cancelled_among(ids))
-
-    async def rescue_expired_jobs(
-        self, *, heartbeat_timeout: timedelta, default_max_attempts: int
-    ) -> list[int]:
-        statement = JobStatements.rescue_expired_jobs(heartbeat_timeout, default_max_attempts)
-        return await self._run(statement)
-
-    async def release_unheld_jobs(
-        self, *, worker_id: UUID, held_ids: Sequence[int], claimed_before: timedelta
-    ) -> list[int]:
-        statement = JobStatements.release_unheld_jobs(worker_id, held_ids, claimed_before)
-        return await self._run(statement)
-
-    async def release_worker_jobs(self, *, worker_id: UUID) -> list[int]:
-        return await self._run(JobStatements.release_worker_jobs(worker_id))
+        return await self._run(statement, connection)
 
     async def heartbeat_worker(
         self,
@@ -663,135 +649,59 @@ class JobStore:
         """Register the worker with its lease, or refresh its heartbeat, on the worker's own
         connection."""
         statement = JobStatements.heartbeat_worker(
-            id, host, pid, queues, concurrency, heartbeat_timeout
+            id=id,
+            host=host,
+            pid=pid,
+            queues=queues,
+            concurrency=concurrency,
+            heartbeat_timeout=heartbeat_timeout,
         )
         await self._run(statement, connection)
-
-    async def deregister_worker(self, *, id: UUID) -> None:
-        await self._run(JobStatements.deregister_worker(id))
-
-    async def delete_expired_workers(self, *, heartbeat_timeout: timedelta) -> int:
-        return await self._run(JobStatements.delete_expired_workers(heartbeat_timeout))
 
     async def ping(self, *, connection: asyncpg.Connection) -> None:
         await self._run(JobStatements.ping(), connection)
 
-    # --- read side and operator actions -------------------------------------------------------
+    # --- on the pool ---------------------------------------------------------------------------
 
-    async def get_job(self, *, id: int) -> JobRecord | None:
-        return await self._run(JobStatements.get_job(id))
+    queue_depths = _on_pool(JobStatements.queue_depths)
+    fail_job = _on_pool(JobStatements.fail_job)
+    snooze_job = _on_pool(JobStatements.snooze_job)
+    parent_results = _on_pool(JobStatements.parent_results)
+    cancelled_among = _on_pool(JobStatements.cancelled_among)
+    rescue_expired_jobs = _on_pool(JobStatements.rescue_expired_jobs)
+    release_unheld_jobs = _on_pool(JobStatements.release_unheld_jobs)
+    release_worker_jobs = _on_pool(JobStatements.release_worker_jobs)
+    deregister_worker = _on_pool(JobStatements.deregister_worker)
+    delete_expired_workers = _on_pool(JobStatements.delete_expired_workers)
 
-    async def get_job_status(self, *, id: int) -> JobStatus | None:
-        return await self._run(JobStatements.get_job_status(id))
+    get_job = _on_pool(JobStatements.get_job)
+    get_job_status = _on_pool(JobStatements.get_job_status)
+    list_recent_jobs = _on_pool(JobStatements.list_recent_jobs)
+    stats = _on_pool(JobStatements.stats)
+    cancel_job = _on_pool(JobStatements.cancel_job)
+    retry_job = _on_pool(JobStatements.retry_job)
+    retry_failed_jobs = _on_pool(JobStatements.retry_failed_jobs)
+    retry_failed_ids = _on_pool(JobStatements.retry_failed_ids)
+    clear_jobs = _on_pool(JobStatements.clear_jobs)
+    prune_jobs = _on_pool(JobStatements.prune_jobs)
+    queue_overview = _on_pool(JobStatements.queue_overview)
+    list_failed_jobs = _on_pool(JobStatements.list_failed_jobs)
+    list_jobs = _on_pool(JobStatements.list_jobs)
+    job_relations = _on_pool(JobStatements.job_relations)
+    queue_summary = _on_pool(JobStatements.queue_summary)
+    throughput = _on_pool(JobStatements.throughput)
+    cancel_failed_jobs = _on_pool(JobStatements.cancel_failed_jobs)
+    list_workers = _on_pool(JobStatements.list_workers)
 
-    async def list_recent_jobs(
-        self, *, limit: int, status: JobStatus | None, queue: str | None
-    ) -> list[JobRecord]:
-        return await self._run(JobStatements.list_recent_jobs(limit, status, queue))
+    set_queue_paused = _on_pool(JobStatements.set_queue_paused)
+    set_queue_limits = _on_pool(JobStatements.set_queue_limits)
 
-    async def stats(self, *, queue: str | None) -> QueueStats:
-        return await self._run(JobStatements.stats(queue))
-
-    async def cancel_job(self, *, id: int) -> bool:
-        return await self._run(JobStatements.cancel_job(id))
-
-    async def retry_job(self, *, id: int) -> bool:
-        return await self._run(JobStatements.retry_job(id))
-
-    async def retry_failed_jobs(self, *, queue: str | None, job_type: str | None) -> int:
-        return await self._run(JobStatements.retry_failed_jobs(queue, job_type))
-
-    async def retry_failed_ids(self, *, ids: Sequence[int]) -> int:
-        return await self._run(JobStatements.retry_failed_ids(ids))
-
-    async def clear_jobs(self, *, status: JobStatus, queue: str | None) -> int:
-        return await self._run(JobStatements.clear_jobs(status, queue))
-
-    async def prune_jobs(self, *, status: JobStatus, older_than: timedelta, batch_size: int) -> int:
-        """One batch; 0 also when another worker holds the pruning lock."""
-        return await self._run(JobStatements.prune_jobs(status, older_than, batch_size))
-
-    async def queue_overview(self) -> list[QueueOverview]:
-        return await self._run(JobStatements.queue_overview())
-
-    async def list_failed_jobs(
-        self, *, queue: str | None, job_type: str | None, limit: int
-    ) -> list[JobRecord]:
-        return await self._run(JobStatements.list_failed_jobs(queue, job_type, limit))
-
-    async def list_jobs(
-        self,
-        *,
-        status: JobStatus | None,
-        queue: str | None,
-        job_type: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        before_id: int | None,
-        before_finished_at: datetime | None,
-        limit: int,
-    ) -> list[JobSummary]:
-        return await self._run(
-            JobStatements.list_jobs(
-                *(status, queue, job_type, since, until),
-                *(before_id, before_finished_at, limit),
-            )
-        )
-
-    async def job_relations(self, *, id: int) -> JobRelations | None:
-        return await self._run(JobStatements.job_relations(id))
-
-    async def queue_summary(self) -> list[QueueSummary]:
-        return await self._run(JobStatements.queue_summary())
-
-    async def throughput(self, *, minutes: int) -> list[ThroughputMinute]:
-        return await self._run(JobStatements.throughput(minutes))
-
-    async def cancel_failed_jobs(self, *, ids: Sequence[int]) -> list[int]:
-        return await self._run(JobStatements.cancel_failed_jobs(ids))
-
-    async def list_workers(self) -> list[WorkerRecord]:
-        return await self._run(JobStatements.list_workers())
-
-    # --- queues -------------------------------------------------------------------------------
-
-    async def set_queue_paused(self, *, queue: str, paused: bool) -> None:
-        await self._run(JobStatements.set_queue_paused(queue, paused))
-
-    async def set_queue_limits(
-        self, *, queue: str, limit: QueueLimit, keep_unset: bool = False
-    ) -> None:
-        await self._run(JobStatements.set_queue_limits(queue, limit, keep_unset))
-
-    # --- schedules ----------------------------------------------------------------------------
-
-    async def save_schedule(self, *, schedule: Schedule, in_code: bool) -> bool:
-        return await self._run(JobStatements.save_schedule(schedule, in_code))
-
-    async def list_schedules(self) -> list[ScheduleRecord]:
-        return await self._run(JobStatements.list_schedules())
-
-    async def set_schedule_paused(self, *, name: str, paused: bool) -> bool:
-        return await self._run(JobStatements.set_schedule_paused(name, paused))
-
-    async def delete_schedule(self, *, name: str) -> bool:
-        return await self._run(JobStatements.delete_schedule(name))
-
-    async def due_schedules(
-        self, *, declared_names: Sequence[str]
-    ) -> tuple[datetime, list[DueSchedule]]:
-        return await self._run(JobStatements.due_schedules(declared_names))
-
-    async def enqueue_schedule_ticks(
-        self,
-        *,
-        name: str,
-        seen_updated_at: datetime,
-        ticks: Sequence[datetime],
-        done_until: datetime,
-    ) -> list[int]:
-        statement = JobStatements.enqueue_schedule_ticks(name, seen_updated_at, ticks, done_until)
-        return await self._run(statement)
+    save_schedule = _on_pool(JobStatements.save_schedule)
+    list_schedules = _on_pool(JobStatements.list_schedules)
+    set_schedule_paused = _on_pool(JobStatements.set_schedule_paused)
+    delete_schedule = _on_pool(JobStatements.delete_schedule)
+    due_schedules = _on_pool(JobStatements.due_schedules)
+    enqueue_schedule_ticks = _on_pool(JobStatements.enqueue_schedule_ticks)
 
 
 class BenchStore:
