@@ -6,9 +6,9 @@ statements run on its asyncpg pool. pgqueue runs its statements inside the calle
 transaction and never begins or commits one on a connection it does not own. This is the
 only module that knows SQLAlchemy.
 
-A synchronous executor (psycopg 3, Django's connection) has the same shape with a plain
-``def run``: it sends ``statement.query.sql`` with ``statement.args`` and hands the rows, as
-mappings, to ``statement.decode``.
+A synchronous executor (``SyncExecutor``: SQLAlchemy's here; psycopg 3 or Django's connection
+next) has the same shape with a plain ``def run``: it sends ``statement.query.sql`` with
+``statement.args`` and hands the rows, as mappings, to ``statement.decode``.
 """
 
 from __future__ import annotations
@@ -46,25 +46,57 @@ class AsyncpgExecutor:
         return statement.decode(rows)
 
 
-class SqlAlchemyExecutor:
-    """Sends the statement through SQLAlchemy so it joins the session's transaction."""
+class SyncExecutor(Protocol):
+    """The synchronous counterpart of Executor, for a connection that blocks."""
 
-    def __init__(self, connection: Any, *, is_async: bool) -> None:
+    def run(self, statement: Statement[T]) -> T: ...
+
+
+class SqlAlchemySyncExecutor:
+    """Sends the statement through a synchronous SQLAlchemy ``Connection`` or ``Session`` (any
+    PostgreSQL driver), in its transaction."""
+
+    def __init__(self, connection: Any) -> None:
         self._connection = connection
-        self._is_async = is_async
+
+    def run(self, statement: Statement[T]) -> T:
+        return statement.decode(_rows(self._connection.execute(*_sqlalchemy(statement))))
+
+
+class SqlAlchemyExecutor:
+    """Sends the statement through a SQLAlchemy ``AsyncConnection`` or ``AsyncSession``, so it
+    joins the session's transaction."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
 
     async def run(self, statement: Statement[T]) -> T:
-        from sqlalchemy import text
+        return statement.decode(_rows(await self._connection.execute(*_sqlalchemy(statement))))
 
-        # $1 -> (:p1): the parentheses keep casts such as $1::jsonb apart from the bind name.
-        sql = text(_POSITIONAL.sub(r"(:p\1)", statement.query.sql))
-        params = {f"p{index}": value for index, value in enumerate(statement.args, start=1)}
-        if self._is_async:
-            result = await self._connection.execute(sql, params)
-        else:
-            result = self._connection.execute(sql, params)
-        rows: Sequence[Row] = result.mappings().fetchall() if result.returns_rows else []
-        return statement.decode(rows)
+
+class BlockingExecutor:
+    """An Executor over a SyncExecutor: a caller's synchronous session, given to an async
+    method, runs pgqueue's statements as it runs the caller's own, blocking the loop."""
+
+    def __init__(self, executor: SyncExecutor) -> None:
+        self._executor = executor
+
+    async def run(self, statement: Statement[T]) -> T:
+        return self._executor.run(statement)
+
+
+def _sqlalchemy(statement: Statement[Any]) -> tuple[Any, dict[str, object]]:
+    """The statement as SQLAlchemy's text() with named binds, and their values."""
+    from sqlalchemy import text
+
+    # $1 -> (:p1): the parentheses keep casts such as $1::jsonb apart from the bind name.
+    sql = text(_POSITIONAL.sub(r"(:p\1)", statement.query.sql))
+    return sql, {f"p{index}": value for index, value in enumerate(statement.args, start=1)}
+
+
+def _rows(result: Any) -> Sequence[Row]:
+    rows: Sequence[Row] = result.mappings().fetchall() if result.returns_rows else []
+    return rows
 
 
 def database_error(error: BaseException) -> tuple[str, str] | None:
@@ -92,9 +124,9 @@ def executor_for(connection: object) -> Executor:
         from sqlalchemy.orm import Session
 
         if isinstance(connection, AsyncConnection | AsyncSession):
-            return SqlAlchemyExecutor(connection, is_async=True)
+            return SqlAlchemyExecutor(connection)
         if isinstance(connection, Connection | Session):
-            return SqlAlchemyExecutor(connection, is_async=False)
+            return BlockingExecutor(SqlAlchemySyncExecutor(connection))
     raise TypeError(
         f"connection= got a {type(connection).__qualname__}: pass an asyncpg connection or a "
         "SQLAlchemy Connection, Session, AsyncConnection or AsyncSession"

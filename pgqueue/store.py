@@ -25,7 +25,13 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from pydantic import BaseModel
 
-from pgqueue.connections import AsyncpgExecutor, Executor, database_error, transaction_for
+from pgqueue.connections import (
+    AsyncpgExecutor,
+    Executor,
+    SqlAlchemySyncExecutor,
+    database_error,
+    transaction_for,
+)
 from pgqueue.cron import next_tick
 from pgqueue.errors import InvalidJob, SchemaNotInstalled, SchemaOutdated
 from pgqueue.limits import QueueLimit
@@ -767,3 +773,16 @@ class BenchStore:
         """The pids of this database's client sessions but ``excluded``."""
         statement = Statement(queries["other_client_backends"], (list(excluded),), _column)
         return await self._executor.run(statement)
+
+
+class MigrationStore:
+    """What ``pgqueue.migrate`` runs on alembic's synchronous SQLAlchemy connection, in its
+    transaction, before the revisions (``sql/migrate.sql``)."""
+
+    def __init__(self, connection: Any) -> None:
+        self._executor = SqlAlchemySyncExecutor(connection)
+
+    def prepare_schema(self) -> None:
+        """Create the schema alembic's version table lives in; serialise concurrent migrations."""
+        self._executor.run(Statement(queries["create_schema"], (), _nothing))
+        self._executor.run(Statement(queries["lock_migrations"], (), _nothing))
