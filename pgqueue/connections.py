@@ -1,9 +1,14 @@
-"""The caller's connection, whatever its driver, behind one small interface.
+"""Executors: each runs a Statement on one kind of connection. This is how SQL is run.
 
 ``connection=`` may be an asyncpg connection, a SQLAlchemy ``AsyncConnection``/``AsyncSession``
-(over asyncpg) or a sync ``Connection``/``Session`` (any PostgreSQL driver). pgqueue runs its
-statements inside that connection's transaction and never begins or commits one itself.
-This is the only module that knows SQLAlchemy.
+(over asyncpg) or a sync ``Connection``/``Session`` (any PostgreSQL driver); the store's own
+statements run on its asyncpg pool. pgqueue runs its statements inside the caller's
+transaction and never begins or commits one on a connection it does not own. This is the
+only module that knows SQLAlchemy.
+
+A synchronous executor (``SyncExecutor``: SQLAlchemy's here; psycopg 3 or Django's connection
+next) has the same shape with a plain ``def run``: it sends ``statement.query.sql`` with
+``statement.args`` and hands the rows, as mappings, to ``statement.decode``.
 """
 
 from __future__ import annotations
@@ -11,62 +16,87 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from pgqueue.sql import Query
+from pgqueue.sql import Row, Statement
+
+T = TypeVar("T")
 
 _POSITIONAL = re.compile(r"\$(\d+)")
 
 
 class Executor(Protocol):
-    """Runs one named query; returns its first column, or its first row."""
+    """Runs one statement and returns what its decoder makes of the rows."""
 
-    async def fetch_column(self, query: Query, *args: object) -> list[Any]: ...
-
-    async def fetch_row(self, query: Query, *args: object) -> tuple[Any, ...]: ...
+    async def run(self, statement: Statement[T]) -> T: ...
 
 
 class AsyncpgExecutor:
+    """On an asyncpg pool (each statement on a connection it acquires and releases) or on one
+    connection, in whatever transaction it has open."""
+
     def __init__(self, connection: asyncpg.Connection | PoolConnectionProxy | asyncpg.Pool) -> None:
         self._connection = connection
 
-    async def fetch_column(self, query: Query, *args: object) -> list[Any]:
-        return [row[0] for row in await self._connection.fetch(query.sql, *args)]
+    async def run(self, statement: Statement[T]) -> T:
+        rows: Sequence[Row] = await self._connection.fetch(statement.query.sql, *statement.args)
+        return statement.decode(rows)
 
-    async def fetch_row(self, query: Query, *args: object) -> tuple[Any, ...]:
-        row = await self._connection.fetchrow(query.sql, *args)
-        assert row is not None, f"{query.name} returns a row"
-        return tuple(row)
+
+class SyncExecutor(Protocol):
+    """The synchronous counterpart of Executor, for a connection that blocks."""
+
+    def run(self, statement: Statement[T]) -> T: ...
+
+
+class SqlAlchemySyncExecutor:
+    """Sends the statement through a synchronous SQLAlchemy ``Connection`` or ``Session`` (any
+    PostgreSQL driver), in its transaction."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def run(self, statement: Statement[T]) -> T:
+        return statement.decode(_rows(self._connection.execute(*_sqlalchemy(statement))))
 
 
 class SqlAlchemyExecutor:
-    """Sends the query through SQLAlchemy so it joins the session's transaction."""
+    """Sends the statement through a SQLAlchemy ``AsyncConnection`` or ``AsyncSession``, so it
+    joins the session's transaction."""
 
-    def __init__(self, connection: Any, *, is_async: bool) -> None:
+    def __init__(self, connection: Any) -> None:
         self._connection = connection
-        self._is_async = is_async
 
-    async def fetch_column(self, query: Query, *args: object) -> list[Any]:
-        return [row[0] for row in await self._fetch(query, args)]
+    async def run(self, statement: Statement[T]) -> T:
+        return statement.decode(_rows(await self._connection.execute(*_sqlalchemy(statement))))
 
-    async def fetch_row(self, query: Query, *args: object) -> tuple[Any, ...]:
-        return tuple((await self._fetch(query, args))[0])
 
-    async def _fetch(self, query: Query, args: Sequence[object]) -> Sequence[Any]:
-        from sqlalchemy import text
+class BlockingExecutor:
+    """An Executor over a SyncExecutor: a caller's synchronous session, given to an async
+    method, runs pgqueue's statements as it runs the caller's own, blocking the loop."""
 
-        # $1 -> (:p1): the parentheses keep casts such as $1::jsonb apart from the bind name.
-        statement = text(_POSITIONAL.sub(r"(:p\1)", query.sql))
-        params = {f"p{index}": value for index, value in enumerate(args, start=1)}
-        if self._is_async:
-            result = await self._connection.execute(statement, params)
-        else:
-            result = self._connection.execute(statement, params)
-        rows: Sequence[Any] = result.fetchall()
-        return rows
+    def __init__(self, executor: SyncExecutor) -> None:
+        self._executor = executor
+
+    async def run(self, statement: Statement[T]) -> T:
+        return self._executor.run(statement)
+
+
+def _sqlalchemy(statement: Statement[Any]) -> tuple[Any, dict[str, object]]:
+    """The statement as SQLAlchemy's text() with named binds, and their values."""
+    from sqlalchemy import text
+
+    # $1 -> (:p1): the parentheses keep casts such as $1::jsonb apart from the bind name.
+    sql = text(_POSITIONAL.sub(r"(:p\1)", statement.query.sql))
+    return sql, {f"p{index}": value for index, value in enumerate(statement.args, start=1)}
+
+
+def _rows(result: Any) -> Sequence[Row]:
+    rows: Sequence[Row] = result.mappings().fetchall() if result.returns_rows else []
+    return rows
 
 
 def database_error(error: BaseException) -> tuple[str, str] | None:
@@ -94,9 +124,9 @@ def executor_for(connection: object) -> Executor:
         from sqlalchemy.orm import Session
 
         if isinstance(connection, AsyncConnection | AsyncSession):
-            return SqlAlchemyExecutor(connection, is_async=True)
+            return SqlAlchemyExecutor(connection)
         if isinstance(connection, Connection | Session):
-            return SqlAlchemyExecutor(connection, is_async=False)
+            return BlockingExecutor(SqlAlchemySyncExecutor(connection))
     raise TypeError(
         f"connection= got a {type(connection).__qualname__}: pass an asyncpg connection or a "
         "SQLAlchemy Connection, Session, AsyncConnection or AsyncSession"

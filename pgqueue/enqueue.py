@@ -1,53 +1,32 @@
-"""Turning a Job and its enqueue options into a validated row; the ``dispatch()`` builder."""
+"""Turning a Job and its enqueue options into a validated row, before anything is written."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import ValidationError
 
 from pgqueue.durations import MAX_DURATION, as_timedelta
-from pgqueue.errors import InvalidJob, UnregisteredJob
-from pgqueue.job import (
-    Job,
+from pgqueue.errors import InvalidJob, UnregisteredJob, validation_summary
+from pgqueue.job import Job
+from pgqueue.options import (
+    MAX_PRIORITY,
+    EnqueueOptions,
     JobOptions,
     check_max_retries,
     check_queue_name,
-    validation_summary,
+    max_attempts,
 )
-from pgqueue.records import MAX_JOB_ID, EnqueuedJob
+from pgqueue.records import MAX_JOB_ID
 from pgqueue.registry import registry
-from pgqueue.store import NewJob
+from pgqueue.rows import NewJob
 
-if TYPE_CHECKING:
-    from pgqueue.queue import Queue
-
-#: Priorities run from -MAX_PRIORITY to MAX_PRIORITY (a smallint).
-MAX_PRIORITY = 32767
 _JOB_TYPE_MAX = 255
 # A JSON \u0000 escape (jsonb cannot store NUL), not preceded by an escaped backslash.
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-
-
-@dataclass(frozen=True)
-class EnqueueOptions:
-    """Per-enqueue overrides of a job class's defaults; None keeps the default."""
-
-    delay: timedelta | float | None = None
-    run_at: datetime | None = None
-    priority: int | None = None
-    queue: str | None = None
-    max_retries: int | None = None
-    backoff: timedelta | float | None = None
-    unique_key: str | None = None
-    unique_for: timedelta | float | None = None
-    depends_on: Sequence[int] | None = None
-    run_anyway: bool = False
 
 
 def prepare(job: object, options: EnqueueOptions) -> NewJob:
@@ -136,7 +115,7 @@ def _row(job_type: str, payload: str, options: EnqueueOptions, defaults: JobOpti
         run_at=_check_run_at(options.run_at, options.delay),
         delay=_as_delta(options.delay, "delay"),
         priority=_check_range("priority", options.priority or 0, -MAX_PRIORITY, MAX_PRIORITY),
-        max_attempts=None if max_retries is None else _check_max_retries(max_retries) + 1,
+        max_attempts=None if max_retries is None else max_attempts(_check_max_retries(max_retries)),
         retry_backoff=_as_delta(options.backoff, "backoff"),
         unique_key=_check_unique_key(options.unique_key, options.unique_for),
         unique_for=_as_delta(options.unique_for, "unique_for"),
@@ -233,74 +212,3 @@ def _check_range(what: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidJob(f"{what} must be an int from {low} to {high}, got {value!r}")
     return value
-
-
-class Dispatch:
-    """An awaitable enqueue builder: ``await queue.dispatch(job).with_max_retries(5)``."""
-
-    def __init__(
-        self, queue: Queue, job: Job, options: EnqueueOptions, connection: object | None
-    ) -> None:
-        self._queue = queue
-        self._job = job
-        self._options = options
-        self._connection = connection
-
-    def _with(self, **changes: Any) -> Self:
-        self._options = replace(self._options, **changes)
-        return self
-
-    def with_max_retries(self, max_retries: int) -> Self:
-        return self._with(max_retries=max_retries)
-
-    def with_backoff(self, backoff: timedelta | float) -> Self:
-        """Base delay of the exponential retry backoff for this job."""
-        return self._with(backoff=backoff)
-
-    def with_delay(self, delay: timedelta | float) -> Self:
-        return self._with(delay=delay)
-
-    def with_run_at(self, run_at: datetime) -> Self:
-        return self._with(run_at=run_at)
-
-    def with_priority(self, priority: int) -> Self:
-        return self._with(priority=priority)
-
-    def on_queue(self, queue: str) -> Self:
-        return self._with(queue=queue)
-
-    def with_unique_key(self, key: str, unique_for: timedelta | float | None = None) -> Self:
-        """While a live job holds ``key``, return that job instead of inserting another."""
-        return self._with(unique_key=key, unique_for=unique_for)
-
-    def after(self, *parents: int, run_anyway: bool = False) -> Self:
-        """Run once these jobs have completed (``run_anyway``: once they have finished)."""
-        return self._with(depends_on=parents, run_anyway=run_anyway)
-
-    def using(self, connection: object) -> Self:
-        """Enqueue inside this connection's transaction (asyncpg or SQLAlchemy)."""
-        self._connection = connection
-        return self
-
-    async def enqueue(self) -> EnqueuedJob:
-        return await self._queue.enqueue_with(self._job, self._options, self._connection)
-
-    def __await__(self) -> Generator[Any, None, EnqueuedJob]:
-        return self.enqueue().__await__()
-
-
-class JobGroup:
-    """Jobs enqueued together: ``await queue.group([a, b])``, or with a job that runs once they
-    have all completed: ``await queue.group([a, b]).then(c)``. Returns the ids in order."""
-
-    def __init__(self, queue: Queue, jobs: Sequence[Job], connection: object | None) -> None:
-        self._queue = queue
-        self._jobs = list(jobs)
-        self._connection = connection
-
-    async def then(self, job: Job, *, run_anyway: bool = False) -> list[int]:
-        """Enqueue the group and ``job``, which depends on every job of the group."""
-        return await self._queue.enqueue_graph(self._jobs, job, run_anyway, self._connection)
-
-    def __await__(self) -> Generator[Any, None, list[int]]:
-        return self._queue.enqueue_graph(self._jobs, None, False, self._connection).__await__()

@@ -20,6 +20,8 @@ PgQueueError
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class PgQueueError(Exception):
     """Base of every error pgqueue raises on purpose."""
@@ -127,3 +129,11 @@ class WaitTimeout(PgQueueError, TimeoutError):
         super().__init__(f"job {job_id} is still {status} after {timeout:g}s")
         self.job_id = job_id
         self.status = status
+
+
+def validation_summary(error: ValidationError) -> str:
+    """Pydantic's errors on one line, without the input (a payload may hold secrets)."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+        for e in error.errors(include_url=False, include_context=False, include_input=False)
+    )

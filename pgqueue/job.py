@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
@@ -14,45 +13,9 @@ from uuid import UUID
 from pydantic import BaseModel, PrivateAttr, TypeAdapter, ValidationError
 
 from pgqueue.durations import as_timedelta
-from pgqueue.errors import InvalidQueueName, InvalidResult
-from pgqueue.registry import registry
+from pgqueue.errors import InvalidResult, validation_summary
+from pgqueue.options import JobOptions, check_max_retries, check_queue_name
 from pgqueue.retry import Backoff
-
-DEFAULT_QUEUE = "default"
-#: The most retries a job may have: its max_attempts (max_retries + 1) is a smallint.
-MAX_RETRIES = 32766
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,63}")
-
-
-def check_queue_name(name: object) -> str:
-    """Return ``name`` if it is a valid queue name, else raise InvalidQueueName."""
-    if not isinstance(name, str) or not _QUEUE_NAME.fullmatch(name):
-        raise InvalidQueueName(name)
-    return name
-
-
-def check_max_retries(max_retries: object) -> int:
-    """``max_retries`` if it is an int from 0 to MAX_RETRIES, else ValueError naming it."""
-    if (
-        isinstance(max_retries, bool)
-        or not isinstance(max_retries, int)
-        or not 0 <= max_retries <= MAX_RETRIES
-    ):
-        raise ValueError(f"max_retries must be an int from 0 to {MAX_RETRIES}, got {max_retries!r}")
-    return max_retries
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """What a Job class declares with its class keywords (None: the worker's default)."""
-
-    name: str
-    queue: str = DEFAULT_QUEUE
-    max_retries: int | None = None
-    timeout: timedelta | None = None
-    backoff: Backoff | None = None
-    retry_on: tuple[type[BaseException], ...] = ()
-    give_up_on: tuple[type[BaseException], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,7 +102,8 @@ class Job(BaseModel):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         if cls.handle is not Job.handle:  # bases without handle() are not runnable job types
-            registry.register(cls)
+            for hook in _job_type_hooks:
+                hook(cls)
 
     def handle(self) -> Any:
         """Do the work. ``async def`` runs on the worker's loop, plain ``def`` in a thread."""
@@ -160,6 +124,16 @@ class Job(BaseModel):
         """Validates ``handle()``'s return value; None when it returns nothing."""
         result = _result_type(cls)
         return None if result is None else result.adapter
+
+
+#: Called with each runnable Job class as it is defined: the registry's way in, since it maps
+#: names to Job classes and so sits above this module (see ``on_job_type``).
+_job_type_hooks: list[Callable[[type[Job]], None]] = []
+
+
+def on_job_type(hook: Callable[[type[Job]], None]) -> None:
+    """Call ``hook`` with each runnable Job class defined from now on (``pgqueue.registry``)."""
+    _job_type_hooks.append(hook)
 
 
 def _as_backoff(value: Backoff | timedelta | float) -> Backoff:
@@ -202,14 +176,6 @@ def result_json(cls: type[Job], returned: Any) -> str | None:
                 f"{validation_summary(error)}"
             ) from None
     return result.adapter.dump_json(returned).decode()
-
-
-def validation_summary(error: ValidationError) -> str:
-    """Pydantic's errors on one line, without the input (a payload may hold secrets)."""
-    return "; ".join(
-        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
-        for e in error.errors(include_url=False, include_context=False, include_input=False)
-    )
 
 
 @dataclass(frozen=True)

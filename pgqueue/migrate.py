@@ -18,8 +18,10 @@ from alembic.config import Config
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.util import await_only
+
+from pgqueue.store import MigrationStore
 
 VERSION_TABLE_SCHEMA = "pgqueue"
 
@@ -60,9 +62,7 @@ def upgrade_sql(revision: str = "head") -> str:
 
 def prepare_schema(connection: Connection) -> None:
     """Create the schema alembic's version table lives in; serialise concurrent migrations."""
-    connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {VERSION_TABLE_SCHEMA}"))
-    # Two processes migrating at once: the second waits, then finds nothing left to do.
-    connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('pgqueue.migrate'))"))
+    MigrationStore(connection).prepare_schema()
 
 
 def run_migrations(connection: Connection, revision: str = "head") -> None:

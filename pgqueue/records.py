@@ -13,6 +13,12 @@ from pydantic import BaseModel, ConfigDict, Json
 MAX_JOB_ID = 2**63 - 1
 
 
+def names_a_job(job_id: int) -> bool:
+    """Whether ``job_id`` fits the id column; any other names no job (and would make the
+    database raise rather than find nothing)."""
+    return 1 <= job_id <= MAX_JOB_ID
+
+
 class JobStatus(enum.StrEnum):
     """The public status vocabulary; equal to the ``pgqueue.job_status`` enum."""
 

@@ -6,14 +6,10 @@ import difflib
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from pgqueue.errors import ConfigurationError, DuplicateJobType, UnregisteredJob
-
-if TYPE_CHECKING:
-    from pgqueue.job import Job
-    from pgqueue.schedule import Schedule
-
+from pgqueue.job import Job, on_job_type
+from pgqueue.rows import Schedule
 
 _NAMES_SHOWN = 12  # registered names an error lists
 
@@ -83,6 +79,7 @@ class Registry:
 
 
 registry = Registry()
+on_job_type(registry.register)  # every Job class with handle() registers itself as defined
 
 
 def load_app(module: str) -> None:

@@ -9,36 +9,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from pgqueue import cron as cron_rules
-from pgqueue.enqueue import EnqueueOptions, prepare
+from pgqueue.enqueue import prepare
 from pgqueue.errors import InvalidJob
 from pgqueue.job import Job
+from pgqueue.options import EnqueueOptions
 from pgqueue.records import MissedTicks
 from pgqueue.registry import registry
+from pgqueue.rows import Schedule
 
 J = TypeVar("J", bound=type[Job])
 
 _NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """One schedule, validated: what ``pgqueue.schedules`` stores."""
-
-    name: str
-    cron: str
-    timezone: str
-    job_type: str
-    payload: str  # JSON object
-    queue: str
-    priority: int
-    max_attempts: int | None
-    missed: MissedTicks
 
 
 def build_schedule(

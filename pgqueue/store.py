@@ -1,21 +1,37 @@
 """JobStore: one typed method per named query. The only code that runs SQL.
 
-Rows are converted here, at the edge: nothing above this module sees an asyncpg Record.
-JSON travels as text in both directions, so the caller's connection codecs never matter.
+Each query is described once, as data, by a ``JobStatements`` method of the same name: the
+named query, its arguments in order, and how its rows decode (rows become pydantic records
+here, at the edge: nothing above this module sees a row). ``JobStore`` runs those statements
+through an executor (``pgqueue.connections``): its asyncpg pool's, or one for the connection
+it was given. A synchronous store would run the same statements through a synchronous
+executor. JSON travels as text in both directions, so the caller's connection codecs never
+matter.
+
+One module, over 350 lines, on purpose: every named query appears here by name once (a test
+checks that the names used here equal those in ``sql/*.sql``), so grepping a query finds its
+statement and its method side by side.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from pydantic import BaseModel
 
-from pgqueue.connections import AsyncpgExecutor, Executor, database_error
+from pgqueue.connections import (
+    AsyncpgExecutor,
+    Executor,
+    SqlAlchemySyncExecutor,
+    database_error,
+    transaction_for,
+)
 from pgqueue.cron import next_tick
 from pgqueue.errors import InvalidJob, SchemaNotInstalled, SchemaOutdated
 from pgqueue.limits import QueueLimit
@@ -25,7 +41,6 @@ from pgqueue.records import (
     JobRelations,
     JobStatus,
     JobSummary,
-    MissedTicks,
     QueueOverview,
     QueueStats,
     QueueSummary,
@@ -33,101 +48,481 @@ from pgqueue.records import (
     ThroughputMinute,
     WorkerRecord,
 )
-from pgqueue.sql import SCHEMA_REVISION, queries
+from pgqueue.rows import (
+    ClaimedJob,
+    DueSchedule,
+    NewJob,
+    ParentResult,
+    QueueDepth,
+    Schedule,
+)
+from pgqueue.sql import SCHEMA_REVISION, Query, Row, Statement, queries
 
-if TYPE_CHECKING:
-    from pgqueue.schedule import Schedule
-
+T = TypeVar("T")
+P = ParamSpec("P")
+M = TypeVar("M", bound=BaseModel)
 
 _FOREIGN_KEY_VIOLATION = "23503"  # what pgqueue.enqueue_job raises for a missing parent
 
+AnyConnection = asyncpg.Connection | PoolConnectionProxy
 
-@dataclass(slots=True)  # not frozen: that makes each of a batch's rows cost 1 us more
-class NewJob:
-    """One row to insert, validated by the queue."""
 
-    job_type: str
-    payload: str
-    queue: str
-    run_at: datetime | None
-    delay: timedelta | None
-    priority: int
-    max_attempts: int | None
-    retry_backoff: timedelta | None
-    unique_key: str | None = None
-    unique_for: timedelta | None = None
-    depends_on: tuple[int, ...] = ()
-    run_anyway: bool = False
+# --- decoders: rows -> values --------------------------------------------------------------
 
-    def with_payload(self, payload: str) -> NewJob:
-        """The same row for another job of the same class (``dataclasses.replace`` costs more)."""
-        return NewJob(
-            self.job_type,
-            payload,
-            self.queue,
-            self.run_at,
-            self.delay,
-            self.priority,
-            self.max_attempts,
-            self.retry_backoff,
-            self.unique_key,
-            self.unique_for,
-            self.depends_on,
-            self.run_anyway,
+
+def _value(rows: Sequence[Row]) -> Any:
+    """The first column of the first row; None when there is no row."""
+    return next(iter(rows[0].values())) if rows else None
+
+
+def _column(rows: Sequence[Row]) -> list[Any]:
+    """The first column of every row."""
+    return [next(iter(row.values())) for row in rows]
+
+
+def _ids(rows: Sequence[Row]) -> list[int]:
+    return [row["id"] for row in rows]
+
+
+def _nothing(rows: Sequence[Row]) -> None:
+    return None
+
+
+def _records(model: type[M]) -> Callable[[Sequence[Row]], list[M]]:
+    return lambda rows: [model.model_validate(dict(row)) for row in rows]
+
+
+def _record(model: type[M]) -> Callable[[Sequence[Row]], M | None]:
+    return lambda rows: model.model_validate(dict(rows[0])) if rows else None
+
+
+def _status(rows: Sequence[Row]) -> JobStatus | None:
+    status = _value(rows)
+    return None if status is None else JobStatus(status)
+
+
+def _claimed(rows: Sequence[Row]) -> list[ClaimedJob]:
+    return [
+        ClaimedJob(
+            id=row["id"],
+            queue=row["queue"],
+            job_type=row["job_type"],
+            payload=row["payload"],
+            attempt=row["attempts"],
+            max_attempts=row["max_attempts"],
+            retry_backoff=row["retry_backoff"],
+            depends_on=tuple(row["depends_on"] or ()),
+            trace_context=row["trace_context"],
+        )
+        for row in rows
+    ]
+
+
+def _schedules(rows: Sequence[Row]) -> list[ScheduleRecord]:
+    return [
+        ScheduleRecord.model_validate(
+            {**dict(row), "next_tick": None if row["paused"] else _next_tick(row)}
+        )
+        for row in rows
+    ]
+
+
+def _next_tick(row: Row) -> datetime | None:
+    """When a stored schedule ticks next; None if croniter cannot say (a row written by hand)."""
+    try:
+        return next_tick(
+            row["cron"], row["timezone"], max(row["db_now"], row["last_tick"] or row["created_at"])
+        )
+    except (ValueError, LookupError):
+        return None
+
+
+def _due_schedules(rows: Sequence[Row]) -> tuple[datetime, list[DueSchedule]]:
+    schedules = [
+        DueSchedule(
+            name=row["name"],
+            cron=row["cron"],
+            timezone=row["timezone"],
+            missed=row["missed"],
+            ticks_after=row["ticks_after"],
+            updated_at=row["updated_at"],
+        )
+        for row in rows
+        if row["name"] is not None
+    ]
+    return rows[0]["db_now"], schedules
+
+
+# --- statements: one per named query -----------------------------------------------------
+
+
+class JobStatements:
+    """Each named query as a Statement; no I/O. Arguments in the order of its ``-- params:``."""
+
+    @staticmethod
+    def schema_is_installed() -> Statement[bool]:
+        return Statement(queries["schema_is_installed"], (), lambda rows: bool(_value(rows)))
+
+    @staticmethod
+    def schema_revision() -> Statement[str | None]:
+        return Statement(queries["schema_revision"], (), _value)
+
+    @staticmethod
+    def enqueue(*, job: NewJob, trace_context: str | None) -> Statement[EnqueuedJob]:
+        return Statement(
+            queries["enqueue"],
+            (
+                job.job_type,
+                job.payload,
+                job.queue,
+                job.run_at,
+                job.delay,
+                job.priority,
+                job.max_attempts,
+                job.retry_backoff,
+                job.unique_key,
+                job.unique_for,
+                list(job.depends_on) or None,
+                job.run_anyway,
+                trace_context,
+            ),
+            lambda rows: EnqueuedJob(rows[0]["id"], existing=rows[0]["existing"]),
         )
 
+    @staticmethod
+    def enqueue_batch(*, jobs: Sequence[NewJob], trace_context: str | None) -> Statement[list[int]]:
+        return Statement(
+            queries["enqueue_batch"],
+            (
+                [job.job_type for job in jobs],
+                [job.payload for job in jobs],
+                [job.queue for job in jobs],
+                [job.run_at for job in jobs],
+                [job.delay for job in jobs],
+                [job.priority for job in jobs],
+                [job.max_attempts for job in jobs],
+                [job.retry_backoff for job in jobs],
+                trace_context,
+            ),
+            _ids,
+        )
 
-@dataclass(frozen=True)
-class ParentResult:
-    """A parent of a running job: its type, how it ended and what it returned (JSON text)."""
+    @staticmethod
+    def claim_jobs(
+        *, queues: Sequence[str], job_types: Sequence[str], worker_id: UUID, max_jobs: int
+    ) -> Statement[list[ClaimedJob]]:
+        args = (queues, job_types, worker_id, max_jobs)
+        return Statement(queries["claim_jobs"], args, _claimed)
 
-    id: int
-    job_type: str
-    status: JobStatus
-    result: str | None
+    @staticmethod
+    def seconds_until_next_job(
+        *, queues: Sequence[str], job_types: Sequence[str]
+    ) -> Statement[float | None]:
+        def decode(rows: Sequence[Row]) -> float | None:
+            seconds = _value(rows)
+            return None if seconds is None else max(float(seconds), 0.0)  # overdue: due now
+
+        return Statement(queries["seconds_until_next_job"], (queues, job_types), decode)
+
+    @staticmethod
+    def queue_depths(*, queues: Sequence[str]) -> Statement[list[QueueDepth]]:
+        return Statement(
+            queries["queue_depths"],
+            (queues,),
+            lambda rows: [
+                QueueDepth(row["queue"], row["ready"], row["oldest_age_seconds"]) for row in rows
+            ],
+        )
+
+    @staticmethod
+    def complete_jobs(
+        *,
+        ids: Sequence[int],
+        attempts: Sequence[int],
+        results: Sequence[str | None],
+        worker_id: UUID,
+    ) -> Statement[list[int]]:
+        return Statement(queries["complete_jobs"], (ids, attempts, results, worker_id), _ids)
+
+    @staticmethod
+    def fail_job(
+        *,
+        id: int,
+        attempt: int,
+        worker_id: UUID,
+        error: str,
+        last_error: str,
+        retry_delay: timedelta,
+        permanent: bool,
+        default_max_attempts: int,
+    ) -> Statement[JobStatus | None]:
+        """The job's new status, or None when this worker no longer held the job."""
+        args = (
+            *(id, attempt, worker_id, error, last_error),
+            *(retry_delay, permanent, default_max_attempts),
+        )
+        return Statement(queries["fail_job"], args, _status)
+
+    @staticmethod
+    def snooze_job(*, id: int, attempt: int, worker_id: UUID, delay: timedelta) -> Statement[bool]:
+        """False when this worker no longer held the job."""
+        return Statement(
+            queries["snooze_job"], (id, attempt, worker_id, delay), lambda rows: bool(rows)
+        )
+
+    @staticmethod
+    def parent_results(*, ids: Sequence[int]) -> Statement[list[ParentResult]]:
+        return Statement(
+            queries["parent_results"],
+            (ids,),
+            lambda rows: [
+                ParentResult(row["id"], row["job_type"], JobStatus(row["status"]), row["result"])
+                for row in rows
+            ],
+        )
+
+    @staticmethod
+    def cancelled_among(*, ids: Sequence[int]) -> Statement[list[int]]:
+        return Statement(queries["cancelled_among"], (ids,), _ids)
+
+    @staticmethod
+    def rescue_expired_jobs(
+        *, heartbeat_timeout: timedelta, default_max_attempts: int
+    ) -> Statement[list[int]]:
+        args = (heartbeat_timeout, default_max_attempts)
+        return Statement(queries["rescue_expired_jobs"], args, _ids)
+
+    @staticmethod
+    def release_unheld_jobs(
+        *, worker_id: UUID, held_ids: Sequence[int], claimed_before: timedelta
+    ) -> Statement[list[int]]:
+        args = (worker_id, held_ids, claimed_before)
+        return Statement(queries["release_unheld_jobs"], args, _ids)
+
+    @staticmethod
+    def release_worker_jobs(*, worker_id: UUID) -> Statement[list[int]]:
+        return Statement(queries["release_worker_jobs"], (worker_id,), _ids)
+
+    @staticmethod
+    def heartbeat_worker(
+        *,
+        id: UUID,
+        host: str,
+        pid: int,
+        queues: Sequence[str],
+        concurrency: int,
+        heartbeat_timeout: timedelta,
+    ) -> Statement[None]:
+        args = (id, host, pid, queues, concurrency, heartbeat_timeout)
+        return Statement(queries["heartbeat_worker"], args, _nothing)
+
+    @staticmethod
+    def deregister_worker(*, id: UUID) -> Statement[None]:
+        return Statement(queries["deregister_worker"], (id,), _nothing)
+
+    @staticmethod
+    def delete_expired_workers(*, heartbeat_timeout: timedelta) -> Statement[int]:
+        return Statement(
+            queries["delete_expired_workers"], (heartbeat_timeout,), lambda rows: int(_value(rows))
+        )
+
+    @staticmethod
+    def ping() -> Statement[None]:
+        return Statement(queries["ping"], (), _nothing)
+
+    @staticmethod
+    def get_job(*, id: int) -> Statement[JobRecord | None]:
+        return Statement(queries["get_job"], (id,), _record(JobRecord))
+
+    @staticmethod
+    def get_job_status(*, id: int) -> Statement[JobStatus | None]:
+        return Statement(queries["get_job_status"], (id,), _status)
+
+    @staticmethod
+    def list_recent_jobs(
+        *, limit: int, status: JobStatus | None, queue: str | None
+    ) -> Statement[list[JobRecord]]:
+        args = (limit, status, queue)
+        return Statement(queries["list_recent_jobs"], args, _records(JobRecord))
+
+    @staticmethod
+    def stats(*, queue: str | None) -> Statement[QueueStats]:
+        def decode(rows: Sequence[Row]) -> QueueStats:
+            counts: dict[str, Any] = dict(rows[0]) if rows else {}
+            return QueueStats(queue=queue, **counts)
+
+        return Statement(queries["stats"], (queue,), decode)
+
+    @staticmethod
+    def cancel_job(*, id: int) -> Statement[bool]:
+        return Statement(queries["cancel_job"], (id,), lambda rows: bool(_value(rows)))
+
+    @staticmethod
+    def retry_job(*, id: int) -> Statement[bool]:
+        return Statement(queries["retry_job"], (id,), lambda rows: bool(_value(rows)))
+
+    @staticmethod
+    def retry_failed_jobs(*, queue: str | None, job_type: str | None) -> Statement[int]:
+        args = (queue, job_type)
+        return Statement(queries["retry_failed_jobs"], args, lambda rows: int(_value(rows)))
+
+    @staticmethod
+    def retry_failed_ids(*, ids: Sequence[int]) -> Statement[int]:
+        args = (list(ids),)
+        return Statement(queries["retry_failed_ids"], args, lambda rows: int(_value(rows)))
+
+    @staticmethod
+    def clear_jobs(*, status: JobStatus, queue: str | None) -> Statement[int]:
+        return Statement(queries["clear_jobs"], (status, queue), lambda rows: int(_value(rows)))
+
+    @staticmethod
+    def prune_jobs(*, status: JobStatus, older_than: timedelta, batch_size: int) -> Statement[int]:
+        """One batch; 0 also when another worker holds the pruning lock."""
+        args = (status, older_than, batch_size)
+        return Statement(queries["prune_jobs"], args, lambda rows: int(_value(rows)))
+
+    @staticmethod
+    def queue_overview() -> Statement[list[QueueOverview]]:
+        return Statement(queries["queue_overview"], (), _records(QueueOverview))
+
+    @staticmethod
+    def list_failed_jobs(
+        *, queue: str | None, job_type: str | None, limit: int
+    ) -> Statement[list[JobRecord]]:
+        args = (queue, job_type, limit)
+        return Statement(queries["list_failed_jobs"], args, _records(JobRecord))
+
+    @staticmethod
+    def list_jobs(
+        *,
+        status: JobStatus | None,
+        queue: str | None,
+        job_type: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        before_id: int | None,
+        before_finished_at: datetime | None,
+        limit: int,
+    ) -> Statement[list[JobSummary]]:
+        """A finished status is listed by (finished_at, id), ``before_finished_at`` being the
+        cursor's finished_at; any other by id, and ``before_finished_at`` is not used."""
+        args: tuple[object, ...] = (status, queue, job_type, since, until, before_id, limit)
+        if status is not None and status.is_finished:
+            return Statement(
+                queries["list_finished_jobs"], (*args, before_finished_at), _records(JobSummary)
+            )
+        return Statement(queries["list_jobs"], args, _records(JobSummary))
+
+    @staticmethod
+    def job_relations(*, id: int) -> Statement[JobRelations | None]:
+        return Statement(queries["job_relations"], (id,), _record(JobRelations))
+
+    @staticmethod
+    def queue_summary() -> Statement[list[QueueSummary]]:
+        return Statement(queries["queue_summary"], (), _records(QueueSummary))
+
+    @staticmethod
+    def throughput(*, minutes: int) -> Statement[list[ThroughputMinute]]:
+        return Statement(queries["throughput"], (minutes,), _records(ThroughputMinute))
+
+    @staticmethod
+    def cancel_failed_jobs(*, ids: Sequence[int]) -> Statement[list[int]]:
+        return Statement(queries["cancel_failed_jobs"], (list(ids),), _ids)
+
+    @staticmethod
+    def list_workers() -> Statement[list[WorkerRecord]]:
+        return Statement(queries["list_workers"], (), _records(WorkerRecord))
+
+    @staticmethod
+    def set_queue_paused(*, queue: str, paused: bool) -> Statement[None]:
+        return Statement(queries["set_queue_paused"], (queue, paused), _nothing)
+
+    @staticmethod
+    def set_queue_limits(
+        *, queue: str, limit: QueueLimit, keep_unset: bool = False
+    ) -> Statement[None]:
+        """A limit that is None is removed, or with ``keep_unset`` left as it was."""
+        period = None if limit.rate is None else limit.period
+        args = (queue, limit.concurrency, limit.rate, period, keep_unset)
+        return Statement(queries["set_queue_limits"], args, _nothing)
+
+    @staticmethod
+    def save_schedule(*, schedule: Schedule, in_code: bool) -> Statement[bool]:
+        """False when a schedule of that name is of the other kind (code / add_schedule)."""
+        args = (
+            *(schedule.name, schedule.cron, schedule.timezone, schedule.job_type),
+            *(schedule.payload, schedule.queue, schedule.priority, schedule.max_attempts),
+            *(schedule.missed, in_code),
+        )
+        return Statement(queries["save_schedule"], args, lambda rows: _value(rows) is not None)
+
+    @staticmethod
+    def list_schedules() -> Statement[list[ScheduleRecord]]:
+        return Statement(queries["list_schedules"], (), _schedules)
+
+    @staticmethod
+    def set_schedule_paused(*, name: str, paused: bool) -> Statement[bool]:
+        """False when there is no such schedule."""
+        args = (name, paused)
+        return Statement(queries["set_schedule_paused"], args, lambda rows: bool(rows))
+
+    @staticmethod
+    def delete_schedule(*, name: str) -> Statement[bool]:
+        return Statement(queries["delete_schedule"], (name,), lambda rows: bool(rows))
+
+    @staticmethod
+    def due_schedules(
+        *,
+        declared_names: Sequence[str],
+    ) -> Statement[tuple[datetime, list[DueSchedule]]]:
+        """The database clock, and the schedules this worker keeps."""
+        return Statement(queries["due_schedules"], (declared_names,), _due_schedules)
+
+    @staticmethod
+    def enqueue_schedule_ticks(
+        *, name: str, seen_updated_at: datetime, ticks: Sequence[datetime], done_until: datetime
+    ) -> Statement[list[int]]:
+        args = (name, seen_updated_at, ticks, done_until)
+        return Statement(queries["enqueue_schedule_ticks"], args, _ids)
 
 
-@dataclass(frozen=True)
-class DueSchedule:
-    """A schedule as a worker's scheduler reads it."""
-
-    name: str
-    cron: str
-    timezone: str
-    missed: MissedTicks
-    ticks_after: datetime
-    updated_at: datetime
+# --- the store: runs the statements ------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class QueueDepth:
-    """A queue's ready jobs, as a worker's metrics report them."""
+def _on_pool(
+    build: Callable[P, Statement[T]],
+) -> Callable[Concatenate[JobStore, P], Coroutine[Any, Any, T]]:
+    """A JobStore method that runs the statement ``build`` describes on the pool, taking
+    ``build``'s keywords (a synchronous store would wrap the same builders the same way)."""
 
-    queue: str
-    ready: int
-    oldest_age_seconds: float  # 0 when none is ready
+    async def method(store: JobStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await store._pool_executor.run(build(*args, **kwargs))
 
-
-@dataclass(frozen=True)
-class ClaimedJob:
-    """A job this worker now holds, as the claim returned it."""
-
-    id: int
-    queue: str
-    job_type: str
-    payload: str
-    attempt: int
-    max_attempts: int | None  # None: the worker's default applies
-    retry_backoff: timedelta | None
-    depends_on: tuple[int, ...]
-    trace_context: str | None = None  # JSON text: the enqueuer's W3C trace headers, if it traced
+    # The builder's name and docstring, for help(); not its signature, which returns a Statement.
+    method.__name__, method.__qualname__ = build.__name__, f"JobStore.{build.__name__}"
+    method.__doc__ = build.__doc__
+    return method
 
 
 class JobStore:
+    """Runs ``JobStatements`` on its asyncpg pool, or on the connection a method is given.
+
+    Most methods run on the pool and are the builder itself, wrapped (``_on_pool``); those
+    written out take a connection, or translate an error."""
+
     def __init__(self, pool: asyncpg.Pool, *, listen_dsn: str | None = None) -> None:
         self.pool = pool
         self._listen_dsn = listen_dsn
         self._pool_executor = AsyncpgExecutor(pool)
+
+    async def _run(self, statement: Statement[T], on: AnyConnection | None) -> T:
+        executor = self._pool_executor if on is None else AsyncpgExecutor(on)
+        return await executor.run(statement)
+
+    # --- connections ---------------------------------------------------------------------
+
+    async def close(self) -> None:
+        await self.pool.close()
 
     async def open_connection(self, *, for_listen: bool = False) -> asyncpg.Connection:
         """A new connection outside the pool, made with the pool's own connect arguments, for
@@ -144,12 +539,33 @@ class JobStore:
         connection: asyncpg.Connection = await asyncpg.connect(*args, **kwargs)
         return connection
 
+    @contextlib.asynccontextmanager
+    async def lend_connection(self) -> AsyncIterator[PoolConnectionProxy]:
+        """One of the pool's connections for the application's own statements; its session
+        state (SET, LISTEN, advisory locks) is reset before it goes back, since the pool's own
+        release does not (Queue.connect())."""
+        connection = await self.pool.acquire()
+        try:
+            yield connection
+        finally:
+            try:
+                with contextlib.suppress(Exception):  # gone: release() then discards it
+                    await connection.reset()
+            finally:
+                await self.pool.release(connection)
+
+    def transaction(
+        self, connection: object | None
+    ) -> contextlib.AbstractAsyncContextManager[Executor]:
+        """An executor whose statements commit or roll back together (``transaction_for``)."""
+        return transaction_for(connection, self.pool)
+
     async def check_schema(self) -> None:
         """Raise unless the database's pgqueue schema is at least the revision this code needs."""
         async with self.pool.acquire() as connection:
-            if not await connection.fetchval(queries["schema_is_installed"].sql):
+            if not await self._run(JobStatements.schema_is_installed(), connection):
                 raise SchemaNotInstalled
-            found = await connection.fetchval(queries["schema_revision"].sql)
+            found = await self._run(JobStatements.schema_revision(), connection)
         if found is None or int(found) < int(SCHEMA_REVISION):
             raise SchemaOutdated(str(found), SCHEMA_REVISION)
 
@@ -160,34 +576,14 @@ class JobStore:
     ) -> EnqueuedJob:
         """Raises InvalidJob when a parent in ``depends_on`` does not exist. ``trace_context``:
         JSON text of the enqueuer's trace headers, stored with the job."""
+        statement = JobStatements.enqueue(job=job, trace_context=trace_context)
         try:
-            return await self._enqueue(job, executor or self._pool_executor, trace_context)
+            return await (executor or self._pool_executor).run(statement)
         except Exception as error:
             raised = database_error(error)
             if raised is not None and raised[0] == _FOREIGN_KEY_VIOLATION:
                 raise InvalidJob(raised[1]) from error
             raise
-
-    async def _enqueue(
-        self, job: NewJob, executor: Executor, trace_context: str | None
-    ) -> EnqueuedJob:
-        job_id, existing = await executor.fetch_row(
-            queries["enqueue"],
-            job.job_type,
-            job.payload,
-            job.queue,
-            job.run_at,
-            job.delay,
-            job.priority,
-            job.max_attempts,
-            job.retry_backoff,
-            job.unique_key,
-            job.unique_for,
-            list(job.depends_on) or None,
-            job.run_anyway,
-            trace_context,
-        )
-        return EnqueuedJob(job_id, existing=existing)
 
     async def enqueue_batch(
         self,
@@ -197,21 +593,10 @@ class JobStore:
         trace_context: str | None = None,
     ) -> list[int]:
         """``trace_context``: as for ``enqueue``, one for the whole batch."""
-        ids = await (executor or self._pool_executor).fetch_column(
-            queries["enqueue_batch"],
-            [job.job_type for job in jobs],
-            [job.payload for job in jobs],
-            [job.queue for job in jobs],
-            [job.run_at for job in jobs],
-            [job.delay for job in jobs],
-            [job.priority for job in jobs],
-            [job.max_attempts for job in jobs],
-            [job.retry_backoff for job in jobs],
-            trace_context,
-        )
-        return [int(i) for i in ids]
+        statement = JobStatements.enqueue_batch(jobs=jobs, trace_context=trace_context)
+        return await (executor or self._pool_executor).run(statement)
 
-    # --- worker side -------------------------------------------------------------------------
+    # --- on a connection the worker keeps ----------------------------------------------------
 
     async def claim_jobs(
         self,
@@ -220,27 +605,14 @@ class JobStore:
         job_types: Sequence[str],
         worker_id: UUID,
         max_jobs: int,
-        connection: asyncpg.Connection | PoolConnectionProxy,
+        connection: AnyConnection,
     ) -> list[ClaimedJob]:
         """On ``connection``, not the pool: the rows are the claim, so a connection that breaks
         as the pool resets it must not lose them (the worker keeps one for claims)."""
-        rows = await connection.fetch(
-            queries["claim_jobs"].sql, queues, job_types, worker_id, max_jobs
+        statement = JobStatements.claim_jobs(
+            queues=queues, job_types=job_types, worker_id=worker_id, max_jobs=max_jobs
         )
-        return [
-            ClaimedJob(
-                id=row["id"],
-                queue=row["queue"],
-                job_type=row["job_type"],
-                payload=row["payload"],
-                attempt=row["attempts"],
-                max_attempts=row["max_attempts"],
-                retry_backoff=row["retry_backoff"],
-                depends_on=tuple(row["depends_on"] or ()),
-                trace_context=row["trace_context"],
-            )
-            for row in rows
-        ]
+        return await self._run(statement, connection)
 
     async def seconds_until_next_job(
         self,
@@ -249,13 +621,8 @@ class JobStore:
         job_types: Sequence[str],
         connection: asyncpg.Connection | None = None,
     ) -> float | None:
-        sql = queries["seconds_until_next_job"].sql
-        seconds = await (connection or self.pool).fetchval(sql, queues, job_types)
-        return None if seconds is None else max(float(seconds), 0.0)  # overdue: due now
-
-    async def queue_depths(self, *, queues: Sequence[str]) -> list[QueueDepth]:
-        rows = await self.pool.fetch(queries["queue_depths"].sql, queues)
-        return [QueueDepth(row["queue"], row["ready"], row["oldest_age_seconds"]) for row in rows]
+        statement = JobStatements.seconds_until_next_job(queues=queues, job_types=job_types)
+        return await self._run(statement, connection)
 
     async def complete_jobs(
         self,
@@ -264,77 +631,15 @@ class JobStore:
         attempts: Sequence[int],
         results: Sequence[str | None],
         worker_id: UUID,
-        connection: asyncpg.Connection | PoolConnectionProxy,
+        connection: AnyConnection,
     ) -> list[int]:
         """Returns the ids written; on ``connection`` (in its transaction, if one is open), as
         claim_jobs, so committed completions are never lost with a connection reset. Any order
         of ``ids`` will do: pgqueue.complete_jobs locks the rows in id order itself."""
-        rows = await connection.fetch(
-            queries["complete_jobs"].sql, ids, attempts, results, worker_id
+        statement = JobStatements.complete_jobs(
+            ids=ids, attempts=attempts, results=results, worker_id=worker_id
         )
-        return [row["id"] for row in rows]
-
-    async def fail_job(
-        self,
-        *,
-        id: int,
-        attempt: int,
-        worker_id: UUID,
-        error: str,
-        last_error: str,
-        retry_delay: timedelta,
-        permanent: bool,
-        default_max_attempts: int,
-    ) -> JobStatus | None:
-        """Returns the job's new status, or None when this worker no longer held the job."""
-        status = await self.pool.fetchval(
-            queries["fail_job"].sql,
-            id,
-            attempt,
-            worker_id,
-            error,
-            last_error,
-            retry_delay,
-            permanent,
-            default_max_attempts,
-        )
-        return None if status is None else JobStatus(status)
-
-    async def snooze_job(self, *, id: int, attempt: int, worker_id: UUID, delay: timedelta) -> bool:
-        """False when this worker no longer held the job."""
-        snoozed = await self.pool.fetchval(queries["snooze_job"].sql, id, attempt, worker_id, delay)
-        return snoozed is not None
-
-    async def parent_results(self, *, ids: Sequence[int]) -> list[ParentResult]:
-        rows = await self.pool.fetch(queries["parent_results"].sql, ids)
-        return [
-            ParentResult(row["id"], row["job_type"], JobStatus(row["status"]), row["result"])
-            for row in rows
-        ]
-
-    async def cancelled_among(self, *, ids: Sequence[int]) -> list[int]:
-        rows = await self.pool.fetch(queries["cancelled_among"].sql, ids)
-        return [row["id"] for row in rows]
-
-    async def rescue_expired_jobs(
-        self, *, heartbeat_timeout: timedelta, default_max_attempts: int
-    ) -> list[int]:
-        rows = await self.pool.fetch(
-            queries["rescue_expired_jobs"].sql, heartbeat_timeout, default_max_attempts
-        )
-        return [row["id"] for row in rows]
-
-    async def release_unheld_jobs(
-        self, *, worker_id: UUID, held_ids: Sequence[int], claimed_before: timedelta
-    ) -> list[int]:
-        rows = await self.pool.fetch(
-            queries["release_unheld_jobs"].sql, worker_id, held_ids, claimed_before
-        )
-        return [row["id"] for row in rows]
-
-    async def release_worker_jobs(self, *, worker_id: UUID) -> list[int]:
-        rows = await self.pool.fetch(queries["release_worker_jobs"].sql, worker_id)
-        return [row["id"] for row in rows]
+        return await self._run(statement, connection)
 
     async def heartbeat_worker(
         self,
@@ -349,209 +654,135 @@ class JobStore:
     ) -> None:
         """Register the worker with its lease, or refresh its heartbeat, on the worker's own
         connection."""
-        await connection.execute(
-            queries["heartbeat_worker"].sql, id, host, pid, queues, concurrency, heartbeat_timeout
+        statement = JobStatements.heartbeat_worker(
+            id=id,
+            host=host,
+            pid=pid,
+            queues=queues,
+            concurrency=concurrency,
+            heartbeat_timeout=heartbeat_timeout,
         )
-
-    async def deregister_worker(self, *, id: UUID) -> None:
-        await self.pool.execute(queries["deregister_worker"].sql, id)
-
-    async def delete_expired_workers(self, *, heartbeat_timeout: timedelta) -> int:
-        status = await self.pool.execute(queries["delete_expired_workers"].sql, heartbeat_timeout)
-        return int(status.split()[-1])  # "DELETE <count>"
+        await self._run(statement, connection)
 
     async def ping(self, *, connection: asyncpg.Connection) -> None:
-        await connection.fetchval(queries["ping"].sql)
+        await self._run(JobStatements.ping(), connection)
 
-    # --- read side and operator actions -------------------------------------------------------
+    # --- on the pool ---------------------------------------------------------------------------
 
-    async def get_job(self, *, id: int) -> JobRecord | None:
-        row = await self.pool.fetchrow(queries["get_job"].sql, id)
-        return None if row is None else JobRecord.model_validate(dict(row))
+    queue_depths = _on_pool(JobStatements.queue_depths)
+    fail_job = _on_pool(JobStatements.fail_job)
+    snooze_job = _on_pool(JobStatements.snooze_job)
+    parent_results = _on_pool(JobStatements.parent_results)
+    cancelled_among = _on_pool(JobStatements.cancelled_among)
+    rescue_expired_jobs = _on_pool(JobStatements.rescue_expired_jobs)
+    release_unheld_jobs = _on_pool(JobStatements.release_unheld_jobs)
+    release_worker_jobs = _on_pool(JobStatements.release_worker_jobs)
+    deregister_worker = _on_pool(JobStatements.deregister_worker)
+    delete_expired_workers = _on_pool(JobStatements.delete_expired_workers)
 
-    async def get_job_status(self, *, id: int) -> JobStatus | None:
-        status = await self.pool.fetchval(queries["get_job_status"].sql, id)
-        return None if status is None else JobStatus(status)
+    get_job = _on_pool(JobStatements.get_job)
+    get_job_status = _on_pool(JobStatements.get_job_status)
+    list_recent_jobs = _on_pool(JobStatements.list_recent_jobs)
+    stats = _on_pool(JobStatements.stats)
+    cancel_job = _on_pool(JobStatements.cancel_job)
+    retry_job = _on_pool(JobStatements.retry_job)
+    retry_failed_jobs = _on_pool(JobStatements.retry_failed_jobs)
+    retry_failed_ids = _on_pool(JobStatements.retry_failed_ids)
+    clear_jobs = _on_pool(JobStatements.clear_jobs)
+    prune_jobs = _on_pool(JobStatements.prune_jobs)
+    queue_overview = _on_pool(JobStatements.queue_overview)
+    list_failed_jobs = _on_pool(JobStatements.list_failed_jobs)
+    list_jobs = _on_pool(JobStatements.list_jobs)
+    job_relations = _on_pool(JobStatements.job_relations)
+    queue_summary = _on_pool(JobStatements.queue_summary)
+    throughput = _on_pool(JobStatements.throughput)
+    cancel_failed_jobs = _on_pool(JobStatements.cancel_failed_jobs)
+    list_workers = _on_pool(JobStatements.list_workers)
 
-    async def list_recent_jobs(
-        self, *, limit: int, status: JobStatus | None, queue: str | None
-    ) -> list[JobRecord]:
-        rows = await self.pool.fetch(queries["list_recent_jobs"].sql, limit, status, queue)
-        return [JobRecord.model_validate(dict(row)) for row in rows]
+    set_queue_paused = _on_pool(JobStatements.set_queue_paused)
+    set_queue_limits = _on_pool(JobStatements.set_queue_limits)
 
-    async def stats(self, *, queue: str | None) -> QueueStats:
-        row = await self.pool.fetchrow(queries["stats"].sql, queue)
-        counts: dict[str, Any] = dict(row) if row is not None else {}
-        return QueueStats(queue=queue, **counts)
+    save_schedule = _on_pool(JobStatements.save_schedule)
+    list_schedules = _on_pool(JobStatements.list_schedules)
+    set_schedule_paused = _on_pool(JobStatements.set_schedule_paused)
+    delete_schedule = _on_pool(JobStatements.delete_schedule)
+    due_schedules = _on_pool(JobStatements.due_schedules)
+    enqueue_schedule_ticks = _on_pool(JobStatements.enqueue_schedule_ticks)
 
-    async def cancel_job(self, *, id: int) -> bool:
-        return bool(await self.pool.fetchval(queries["cancel_job"].sql, id))
 
-    async def retry_job(self, *, id: int) -> bool:
-        return bool(await self.pool.fetchval(queries["retry_job"].sql, id))
+class BenchStore:
+    """``pgqueue bench``'s own statements (``sql/bench.sql``), on a connection of its own:
+    rows put straight into the table, cheap counts, and what a run reports about the server."""
 
-    async def retry_failed_jobs(self, *, queue: str | None, job_type: str | None) -> int:
-        return int(await self.pool.fetchval(queries["retry_failed_jobs"].sql, queue, job_type))
+    def __init__(self, connection: AnyConnection) -> None:
+        self._executor = AsyncpgExecutor(connection)
 
-    async def retry_failed_ids(self, *, ids: Sequence[int]) -> int:
-        return int(await self.pool.fetchval(queries["retry_failed_ids"].sql, list(ids)))
+    async def _value(self, query: Query, *args: object) -> Any:
+        return await self._executor.run(Statement(query, args, _value))
 
-    async def clear_jobs(self, *, status: JobStatus, queue: str | None) -> int:
-        return int(await self.pool.fetchval(queries["clear_jobs"].sql, status, queue))
-
-    async def prune_jobs(self, *, status: JobStatus, older_than: timedelta, batch_size: int) -> int:
-        """One batch; 0 also when another worker holds the pruning lock."""
-        sql = queries["prune_jobs"].sql
-        return int(await self.pool.fetchval(sql, status, older_than, batch_size))
-
-    async def queue_overview(self) -> list[QueueOverview]:
-        rows = await self.pool.fetch(queries["queue_overview"].sql)
-        return [QueueOverview.model_validate(dict(row)) for row in rows]
-
-    async def list_failed_jobs(
-        self, *, queue: str | None, job_type: str | None, limit: int
-    ) -> list[JobRecord]:
-        rows = await self.pool.fetch(queries["list_failed_jobs"].sql, queue, job_type, limit)
-        return [JobRecord.model_validate(dict(row)) for row in rows]
-
-    async def list_jobs(
+    async def insert_finished_jobs(
         self,
         *,
-        status: JobStatus | None,
-        queue: str | None,
-        job_type: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        before_id: int | None,
-        before_finished_at: datetime | None,
-        limit: int,
-    ) -> list[JobSummary]:
-        """A finished status is listed by (finished_at, id), ``before_finished_at`` being the
-        cursor's finished_at; any other by id, and ``before_finished_at`` is not used."""
-        parameters: tuple[object, ...] = (status, queue, job_type, since, until, before_id, limit)
-        if status is not None and status.is_finished:
-            sql, parameters = queries["list_finished_jobs"].sql, (*parameters, before_finished_at)
-        else:
-            sql = queries["list_jobs"].sql
-        rows = await self.pool.fetch(sql, *parameters)
-        return [JobSummary.model_validate(dict(row)) for row in rows]
-
-    async def job_relations(self, *, id: int) -> JobRelations | None:
-        row = await self.pool.fetchrow(queries["job_relations"].sql, id)
-        return None if row is None else JobRelations.model_validate(dict(row))
-
-    async def queue_summary(self) -> list[QueueSummary]:
-        rows = await self.pool.fetch(queries["queue_summary"].sql)
-        return [QueueSummary.model_validate(dict(row)) for row in rows]
-
-    async def throughput(self, *, minutes: int) -> list[ThroughputMinute]:
-        rows = await self.pool.fetch(queries["throughput"].sql, minutes)
-        return [ThroughputMinute.model_validate(dict(row)) for row in rows]
-
-    async def cancel_failed_jobs(self, *, ids: Sequence[int]) -> list[int]:
-        rows = await self.pool.fetch(queries["cancel_failed_jobs"].sql, list(ids))
-        return [row["id"] for row in rows]
-
-    async def list_workers(self) -> list[WorkerRecord]:
-        rows = await self.pool.fetch(queries["list_workers"].sql)
-        return [WorkerRecord.model_validate(dict(row)) for row in rows]
-
-    # --- queues -------------------------------------------------------------------------------
-
-    async def set_queue_paused(self, *, queue: str, paused: bool) -> None:
-        await self.pool.execute(queries["set_queue_paused"].sql, queue, paused)
-
-    async def set_queue_limits(
-        self, *, queue: str, limit: QueueLimit, keep_unset: bool = False
+        queue: str,
+        job_type: str,
+        worker_id: UUID,
+        first: int,
+        last: int,
+        rows: int,
+        newest: datetime,
+        spread: timedelta,
     ) -> None:
-        """A limit that is None is removed, or with ``keep_unset`` left as it was."""
-        await self.pool.execute(
-            queries["set_queue_limits"].sql,
-            queue,
-            limit.concurrency,
-            limit.rate,
-            None if limit.rate is None else limit.period,
-            keep_unset,
-        )
+        args = (queue, job_type, worker_id, first, last, rows, newest, spread)
+        await self._executor.run(Statement(queries["insert_finished_jobs"], args, _nothing))
 
-    # --- schedules ----------------------------------------------------------------------------
+    async def insert_pending_jobs(
+        self, *, queue: str, job_type: str, rows: int, due_in: timedelta
+    ) -> None:
+        args = (queue, job_type, rows, due_in)
+        await self._executor.run(Statement(queries["insert_pending_jobs"], args, _nothing))
 
-    async def save_schedule(self, *, schedule: Schedule, in_code: bool) -> bool:
-        """False when a schedule of that name is of the other kind (code / add_schedule)."""
-        saved = await self.pool.fetchval(
-            queries["save_schedule"].sql,
-            schedule.name,
-            schedule.cron,
-            schedule.timezone,
-            schedule.job_type,
-            schedule.payload,
-            schedule.queue,
-            schedule.priority,
-            schedule.max_attempts,
-            schedule.missed,
-            in_code,
-        )
-        return saved is not None
+    async def database_time_ago(self, age: timedelta) -> datetime:
+        moment: datetime = await self._value(queries["database_time_ago"], age)
+        return moment
 
-    async def list_schedules(self) -> list[ScheduleRecord]:
-        rows = await self.pool.fetch(queries["list_schedules"].sql)
-        return [
-            ScheduleRecord.model_validate(
-                {
-                    **row,
-                    "next_tick": None if row["paused"] else _next_tick(row),
-                }
-            )
-            for row in rows
-        ]
+    async def vacuum_analyze_jobs(self) -> None:
+        await self._executor.run(Statement(queries["vacuum_analyze_jobs"], (), _nothing))
 
-    async def set_schedule_paused(self, *, name: str, paused: bool) -> bool:
-        """False when there is no such schedule."""
-        return (
-            await self.pool.fetchval(queries["set_schedule_paused"].sql, name, paused) is not None
-        )
+    async def checkpoint(self) -> None:
+        await self._executor.run(Statement(queries["checkpoint"], (), _nothing))
 
-    async def delete_schedule(self, *, name: str) -> bool:
-        return await self.pool.fetchval(queries["delete_schedule"].sql, name) is not None
+    async def count_pending_jobs(self, queue: str) -> int:
+        return int(await self._value(queries["count_pending_jobs"], queue))
 
-    async def due_schedules(
-        self, *, declared_names: Sequence[str]
-    ) -> tuple[datetime, list[DueSchedule]]:
-        """The database clock, and the schedules this worker keeps."""
-        rows = await self.pool.fetch(queries["due_schedules"].sql, declared_names)
-        schedules = [
-            DueSchedule(
-                name=row["name"],
-                cron=row["cron"],
-                timezone=row["timezone"],
-                missed=row["missed"],
-                ticks_after=row["ticks_after"],
-                updated_at=row["updated_at"],
-            )
-            for row in rows
-            if row["name"] is not None
-        ]
-        return rows[0]["db_now"], schedules
+    async def count_completed_jobs(self) -> int:
+        return int(await self._value(queries["count_completed_jobs"]))
 
-    async def enqueue_schedule_ticks(
-        self,
-        *,
-        name: str,
-        seen_updated_at: datetime,
-        ticks: Sequence[datetime],
-        done_until: datetime,
-    ) -> list[int]:
-        rows = await self.pool.fetch(
-            queries["enqueue_schedule_ticks"].sql, name, seen_updated_at, ticks, done_until
-        )
-        return [row["id"] for row in rows]
+    async def count_completed_between(self, first: int, last: int) -> int:
+        return int(await self._value(queries["count_completed_between"], first, last))
+
+    async def count_finished_by(self, moment: datetime) -> int:
+        return int(await self._value(queries["count_finished_by"], moment))
+
+    async def server_version(self) -> str:
+        return str(await self._value(queries["server_version"]))
+
+    async def backend_pid(self) -> int:
+        return int(await self._value(queries["backend_pid"]))
+
+    async def other_client_backends(self, excluded: Sequence[int]) -> list[int]:
+        """The pids of this database's client sessions but ``excluded``."""
+        statement = Statement(queries["other_client_backends"], (list(excluded),), _column)
+        return await self._executor.run(statement)
 
 
-def _next_tick(row: asyncpg.Record) -> datetime | None:
-    """When a stored schedule ticks next; None if croniter cannot say (a row written by hand)."""
-    try:
-        return next_tick(
-            row["cron"], row["timezone"], max(row["db_now"], row["last_tick"] or row["created_at"])
-        )
-    except (ValueError, LookupError):
-        return None
+class MigrationStore:
+    """What ``pgqueue.migrate`` runs on alembic's synchronous SQLAlchemy connection, in its
+    transaction, before the revisions (``sql/migrate.sql``)."""
+
+    def __init__(self, connection: Any) -> None:
+        self._executor = SqlAlchemySyncExecutor(connection)
+
+    def prepare_schema(self) -> None:
+        """Create the schema alembic's version table lives in; serialise concurrent migrations."""
+        self._executor.run(Statement(queries["create_schema"], (), _nothing))
+        self._executor.run(Statement(queries["lock_migrations"], (), _nothing))

@@ -57,18 +57,12 @@ from pgqueue.bench.jobs import BENCH_QUEUE
 from pgqueue.bench.processing import process
 from pgqueue.bench.rows import insert_pending_jobs, vacuum_jobs
 from pgqueue.queue import Queue
+from pgqueue.store import BenchStore
 
 PAUSED_QUEUE = f"{BENCH_QUEUE}-paused"
 THROUGHPUT_ROUNDS = 3
 _CONCURRENCY = 10  # as the idle-latency workload's worker
 _SERVES_BOTH = ("--queues", f"{BENCH_QUEUE},{PAUSED_QUEUE}")  # the last --queues counts
-
-# The server's backends of the worker's sessions: every client session of this database but
-# ours (an autovacuum worker there is the server's, not the worker's).
-_WORKER_BACKENDS = (
-    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-    " AND backend_type = 'client backend' AND pid <> ALL($1)"
-)
 
 
 @dataclass
@@ -170,8 +164,9 @@ async def _stream_side_by_side(
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         probes, queues, logs, ours = [], [], [], []
         for number, table in enumerate(tables):
-            probe = await asyncpg.connect(table.dsn)
-            stack.push_async_callback(probe.close)
+            connection = await asyncpg.connect(table.dsn)
+            stack.push_async_callback(connection.close)
+            probe = BenchStore(connection)
             queue = await stack.enter_async_context(Queue.connect(table.dsn, max_size=1))
             log = directory / f"starts-{number}.log"
             log.touch()
@@ -179,14 +174,17 @@ async def _stream_side_by_side(
                 running_workers(table.dsn, log, 1, _CONCURRENCY, options=_SERVES_BOTH)
             )
             await wait_until(partial(registered_workers, queue), 1, what="worker up")
-            producer = await queue.store.pool.fetchval("SELECT pg_backend_pid()")
-            ours.append([producer, await probe.fetchval("SELECT pg_backend_pid()")])
+            # The worker's sessions: every client session of the database but ours (the queue's
+            # pool has one connection, and the probe).
+            async with queue.store.lend_connection() as pooled:
+                producer = await BenchStore(pooled).backend_pid()
+            ours.append([producer, await probe.backend_pid()])
             probes.append(probe)
             queues.append(queue)
             logs.append(log)
         await asyncio.sleep(SETTLE)  # let them go idle: a benchmark, not a test
         before = [
-            _cpu_ms(await probe.fetch(_WORKER_BACKENDS, pids))
+            _cpu_ms(await probe.other_client_backends(pids))
             for probe, pids in zip(probes, ours, strict=True)
         ]
         async with contextlib.AsyncExitStack() as streams:
@@ -200,7 +198,7 @@ async def _stream_side_by_side(
             streamed = partial(logged_starts, log)
             await wait_until(streamed, len(table.commits), what="streamed jobs started")
         after = [
-            _cpu_ms(await probe.fetch(_WORKER_BACKENDS, pids))
+            _cpu_ms(await probe.other_client_backends(pids))
             for probe, pids in zip(probes, ours, strict=True)
         ]
         starts = [dict(handler_starts(log)) for log in logs]
@@ -219,20 +217,20 @@ def _used(before: dict[int, float] | None, after: dict[int, float] | None) -> fl
     return sum(ms - before.get(pid, 0.0) for pid, ms in after.items())
 
 
-def _cpu_ms(backends: list[asyncpg.Record]) -> dict[int, float] | None:
+def _cpu_ms(pids: list[int]) -> dict[int, float] | None:
     """Each backend's CPU time so far (user and system, ms), by pid; None when the server does
     not run on this machine (or /proc is not there to read it)."""
     tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
     used: dict[int, float] = {}
-    for backend in backends:
-        proc = Path(f"/proc/{backend['pid']}")
+    for pid in pids:
+        proc = Path(f"/proc/{pid}")
         try:
             if b"postgres" not in (proc / "cmdline").read_bytes():
                 return None  # another machine's pid, and this one's process
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             return None
-        used[backend["pid"]] = (int(fields[11]) + int(fields[12])) * tick_ms  # utime, stime
+        used[pid] = (int(fields[11]) + int(fields[12])) * tick_ms  # utime, stime
     return used
 
 

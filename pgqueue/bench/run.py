@@ -41,6 +41,7 @@ from pgqueue.bench.processing import BATCH, process
 from pgqueue.bench.prune import latency_during_prune
 from pgqueue.bench.rows import insert_finished_jobs
 from pgqueue.queue import Queue
+from pgqueue.store import BenchStore
 
 Workload = Callable[[str], Awaitable[Result]]  # run on the DSN of a fresh database
 
@@ -199,7 +200,7 @@ async def _expect_rows(queue: Queue, jobs: int) -> None:
 async def _machine(dsn: str) -> dict[str, Any]:
     connection = await asyncpg.connect(dsn)
     try:
-        server = await connection.fetchval("SHOW server_version")
+        server = await BenchStore(connection).server_version()
     finally:
         await connection.close()
     return {

@@ -8,7 +8,7 @@ import json
 import click
 
 from pgqueue.bench import BACKLOG_STREAM_RATE, STREAM_RATE
-from pgqueue.cli import dsn_option
+from pgqueue.cli.options import dsn_option
 from pgqueue.cli.output import emit_table, json_option
 from pgqueue.settings import resolve_dsn
 

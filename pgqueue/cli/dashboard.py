@@ -7,7 +7,7 @@ import logging
 
 import click
 
-from pgqueue.cli import dsn_option, log_level_option
+from pgqueue.cli.options import dsn_option, log_level_option
 from pgqueue.dsn import redact_dsn
 from pgqueue.logs import configure_logging
 from pgqueue.queue import Queue

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from pgqueue.cli import dsn_option
+from pgqueue.cli.options import dsn_option
 from pgqueue.dsn import redact_dsn
 from pgqueue.job import Job
 from pgqueue.logs import configure_logging

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import click
 
-from pgqueue.cli import Duration, dsn_option, with_queue
+from pgqueue.cli.options import Duration, dsn_option, with_queue
 from pgqueue.cli.output import emit_json, emit_table, json_option
 from pgqueue.errors import PgQueueError
 from pgqueue.queue import Queue

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from pgqueue.cli import Duration, dsn_option, with_queue
+from pgqueue.cli.options import Duration, dsn_option, with_queue
 from pgqueue.cli.output import emit_json, json_option
 from pgqueue.dsn import redact_dsn
 from pgqueue.logs import configure_logging

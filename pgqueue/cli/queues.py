@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pgqueue.cli import dsn_option, with_queue
+from pgqueue.cli.options import dsn_option, with_queue
 from pgqueue.limits import QueueLimit
 
 queue_argument = click.argument("queue_name", metavar="QUEUE")

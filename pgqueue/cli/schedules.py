@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pgqueue.cli import dsn_option, with_queue
+from pgqueue.cli.options import dsn_option, with_queue
 from pgqueue.cli.output import emit_json, emit_table, json_option
 
 name_argument = click.argument("name")

@@ -12,13 +12,13 @@ from typing import Any
 
 import click
 
-from pgqueue.cli import dsn_option, log_format_option, log_level_option
 from pgqueue.cli.ops import retention_from, retention_options
+from pgqueue.cli.options import dsn_option, log_format_option, log_level_option
 from pgqueue.dsn import redact_dsn
 from pgqueue.durations import as_timedelta
-from pgqueue.job import check_queue_name
 from pgqueue.limits import QueueLimit
 from pgqueue.logs import LogFormat, configure_logging
+from pgqueue.options import check_queue_name
 from pgqueue.queue import Queue
 from pgqueue.registry import load_app
 from pgqueue.settings import resolve_dsn

@@ -20,10 +20,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pgqueue.durations import MAX_DURATION
-from pgqueue.enqueue import MAX_PRIORITY, UNIQUE_KEY_MAX_BYTES
+from pgqueue.enqueue import UNIQUE_KEY_MAX_BYTES
 from pgqueue.errors import InvalidJob, JobNotFound
-from pgqueue.job import check_queue_name
-from pgqueue.queue import MAX_PAGE, Queue
+from pgqueue.options import MAX_PRIORITY, check_queue_name
+from pgqueue.queue import Queue
+from pgqueue.queue.reads import MAX_PAGE
 from pgqueue.records import MAX_JOB_ID, JobStatus, JobSummary, QueueSummary
 from pgqueue.registry import registry
 

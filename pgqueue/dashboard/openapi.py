@@ -24,7 +24,7 @@ from pgqueue.dashboard.api import (
     QueueName,
     StatsResponse,
 )
-from pgqueue.queue import MAX_PAGE
+from pgqueue.queue.reads import MAX_PAGE
 from pgqueue.records import MAX_JOB_ID, JobRecord, JobStatus
 
 _REF = "#/components/schemas/{model}"

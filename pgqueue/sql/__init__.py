@@ -1,4 +1,5 @@
-"""Named SQL queries, loaded once from the ``*.sql`` files beside this module.
+"""Named SQL queries, loaded once from the ``*.sql`` files beside this module, and the
+Statement: one of them with its arguments and how its rows decode.
 
 Each query starts with ``-- name: <name>`` followed by comment lines that describe it; the
 ``-- params:`` line lists its parameters in order. The store runs them by name, so grepping a
@@ -9,8 +10,12 @@ current schema as DDL, for reading, which the loader skips.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any, Generic, Protocol, TypeVar
+
+T = TypeVar("T")
 
 #: The NOTIFY channel on which enqueueing wakes idle workers (also hard-coded in the SQL functions).
 JOBS_CHANNEL = "pgqueue_jobs"
@@ -30,6 +35,29 @@ class Query:
     name: str
     sql: str
     params: tuple[str, ...]
+
+
+class Row(Protocol):
+    """One result row as every executor hands it over: columns by name, in order."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+    def values(self) -> Iterable[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Statement(Generic[T]):
+    """A named query, its arguments in ``$n`` order, and how its rows become the result.
+
+    Data only: the store describes each statement, and an executor (one per kind of
+    connection, async or sync) runs it, so the queries never depend on the driver.
+    """
+
+    query: Query
+    args: Sequence[object]
+    decode: Callable[[Sequence[Row]], T]
 
 
 def _parse(text: str) -> dict[str, Query]:

@@ -14,10 +14,14 @@ SELECT pgqueue.deregister_worker($1);
 
 -- name: delete_expired_workers
 -- Remove the rows of workers whose lease ran out (their jobs are rescued first); $1 is the lease
--- of workers that declared none (pgqueue.worker_lease).
+-- of workers that declared none (pgqueue.worker_lease). Returns how many were removed.
 -- params: heartbeat_timeout interval
-DELETE FROM pgqueue.workers
-WHERE heartbeat_at < now() - pgqueue.worker_lease(heartbeat_timeout, $1::interval);
+WITH deleted AS (
+    DELETE FROM pgqueue.workers
+    WHERE heartbeat_at < now() - pgqueue.worker_lease(heartbeat_timeout, $1::interval)
+    RETURNING 1
+)
+SELECT count(*) FROM deleted;
 
 -- name: ping
 -- A round trip that proves a connection still works.

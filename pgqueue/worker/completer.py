@@ -17,7 +17,8 @@ from typing import TypeVar
 from uuid import UUID
 
 from pgqueue.records import JobStatus
-from pgqueue.store import ClaimedJob, JobStore
+from pgqueue.rows import ClaimedJob
+from pgqueue.store import JobStore
 from pgqueue.worker.dedicated import DedicatedConnection
 
 log = logging.getLogger("pgqueue.worker")

@@ -32,12 +32,14 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from pgqueue.errors import ClaimLost
-from pgqueue.job import Job, JobContext, JobOptions, result_json
+from pgqueue.job import Job, JobContext, result_json
 from pgqueue.logs import job_logging
+from pgqueue.options import JobOptions, max_attempts
 from pgqueue.records import JobStatus
 from pgqueue.registry import Registry
 from pgqueue.retry import Backoff, Retry, is_permanent
-from pgqueue.store import ClaimedJob, JobStore
+from pgqueue.rows import ClaimedJob
+from pgqueue.store import JobStore
 from pgqueue.tracing import JobSpan, job_span
 from pgqueue.worker.completer import Completer
 
@@ -185,7 +187,7 @@ class JobExecutor:
         if claimed.max_attempts is not None:
             return claimed.max_attempts
         retries = self._defaults.max_retries if options.max_retries is None else options.max_retries
-        return retries + 1
+        return max_attempts(retries)
 
     def _backoff(self, claimed: ClaimedJob, options: JobOptions) -> Backoff:
         backoff = options.backoff or self._defaults.backoff
@@ -244,6 +246,7 @@ class _CompletingTransaction:
         self._store = store
         self._claimed = claimed
         self._worker_id = worker_id
+        self._lent = contextlib.AsyncExitStack()
         self._connection: PoolConnectionProxy | None = None
         self._transaction: Transaction | None = None
         self.committed = False
@@ -252,7 +255,7 @@ class _CompletingTransaction:
     async def open(self) -> AsyncIterator[PoolConnectionProxy]:
         if self._connection is not None:
             raise RuntimeError("context.transaction() can be opened once per attempt")
-        self._connection = await self._store.pool.acquire()
+        self._connection = await self._lent.enter_async_context(self._store.lend_connection())
         self._transaction = self._connection.transaction()
         await self._transaction.start()
         yield self._connection  # an exception here reaches run(), which rolls back
@@ -273,19 +276,17 @@ class _CompletingTransaction:
         self.committed = True
 
     async def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is None:
+        """Roll back unless committed, then give the connection back (reset: the handler may
+        have left session state on it)."""
+        if self._connection is None:
             return
+        self._connection = None
         try:
             if not self.committed and self._transaction is not None:
                 with contextlib.suppress(Exception):  # the connection may be gone already
                     await self._transaction.rollback()
-            # The handler had the connection: undo any session state it left (SET, LISTEN,
-            # advisory locks), since the pool's own release does not (Queue.connect()).
-            with contextlib.suppress(Exception):  # gone: release() then discards it
-                await connection.reset()
         finally:
-            await self._store.pool.release(connection)
+            await self._lent.aclose()
 
 
 async def _call_handle(job: Job, deadline: asyncio.Timeout | None) -> Any:

@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from uuid import UUID
 
-from pgqueue.store import ClaimedJob, JobStore
+from pgqueue.rows import ClaimedJob
+from pgqueue.store import JobStore
 from pgqueue.worker.dedicated import DedicatedConnection
 
 log = logging.getLogger("pgqueue.worker")

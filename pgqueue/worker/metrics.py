@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from pgqueue.store import ClaimedJob, JobStore
+from pgqueue.rows import ClaimedJob
+from pgqueue.store import JobStore
 from pgqueue.worker.executor import Outcome
 
 log = logging.getLogger("pgqueue.worker")

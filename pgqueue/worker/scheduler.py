@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 
 from pgqueue import cron
 from pgqueue.errors import ConfigurationError
-from pgqueue.schedule import Schedule
-from pgqueue.store import DueSchedule, JobStore
+from pgqueue.rows import DueSchedule, Schedule
+from pgqueue.store import JobStore
 
 log = logging.getLogger("pgqueue.worker")
 

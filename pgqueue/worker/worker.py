@@ -19,13 +19,13 @@ from uuid import uuid4
 
 from pgqueue.durations import as_timedelta
 from pgqueue.errors import ConfigurationError
-from pgqueue.job import check_max_retries, check_queue_name
 from pgqueue.limits import QueueLimit
+from pgqueue.options import check_max_retries, check_queue_name, max_attempts
 from pgqueue.queue import Queue
 from pgqueue.registry import Registry, registry
 from pgqueue.retention import Retention
 from pgqueue.retry import Backoff
-from pgqueue.store import ClaimedJob
+from pgqueue.rows import ClaimedJob
 from pgqueue.worker.completer import Completer
 from pgqueue.worker.executor import ErrorHook, JobExecutor, RetryPolicy
 from pgqueue.worker.fetcher import Fetcher
@@ -138,7 +138,7 @@ class Worker:
         completer = Completer(
             store,
             self.id,
-            default_max_attempts=self._defaults.max_retries + 1,
+            default_max_attempts=max_attempts(self._defaults.max_retries),
             on_written=self._written,
         )
         metrics_server = None
@@ -172,7 +172,7 @@ class Worker:
             worker_id=self.id,
             heartbeat_timeout=self._heartbeat_timeout,
             interval=self._heartbeat_interval,
-            default_max_attempts=self._defaults.max_retries + 1,
+            default_max_attempts=max_attempts(self._defaults.max_retries),
             held_ids=lambda: self._held,
             on_released=fetcher.nudge,
             on_rescued=self._rescued,

@@ -174,6 +174,33 @@ async def test_enqueue_rolls_back_with_the_callers_transaction(
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
+async def test_enqueue_by_name_commits_with_the_callers_transaction(
+    queue: Queue, db: asyncpg.Connection, dsn: str, driver: str
+) -> None:
+    async with transaction(driver, dsn) as connection:
+        enqueued = await queue.enqueue_by_name(
+            "tests.jobs.Echo", {"text": "in tx"}, connection=connection
+        )
+        assert await count(db) == 0  # not visible to others before the caller commits
+
+    assert await db.fetchval("SELECT id FROM pgqueue.jobs") == enqueued
+    assert await payloads(db) == [{"text": "in tx", "numbers": []}]
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+async def test_enqueue_by_name_rolls_back_with_the_callers_transaction(
+    queue: Queue, db: asyncpg.Connection, dsn: str, driver: str
+) -> None:
+    await in_rolled_back_transaction(
+        driver,
+        dsn,
+        lambda connection: queue.enqueue_by_name("elsewhere.Job", {}, connection=connection),
+    )
+
+    assert await count(db) == 0
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
 async def test_enqueue_batch_commits_with_the_callers_transaction(
     queue: Queue, db: asyncpg.Connection, dsn: str, driver: str
 ) -> None:
@@ -605,6 +632,26 @@ async def test_nan_infinite_and_out_of_range_values_raise_invalid_job_everywhere
         with pytest.raises(InvalidJob) as raised:
             await attempt()
         assert message in str(raised.value)
+
+    assert await count(db) == 0
+
+
+async def test_a_keyword_a_method_does_not_take_raises_type_error_and_writes_nothing(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    with pytest.raises(
+        TypeError, match=r"enqueue_by_name\(\) got an unexpected keyword argument 'run_at'"
+    ):
+        await queue.enqueue_by_name("tests.jobs.Echo", {"text": "x"}, run_at=later)
+    with pytest.raises(
+        TypeError, match=r"enqueue_batch\(\) got an unexpected keyword argument 'unique_key'"
+    ):
+        await queue.enqueue_batch([Echo(text="x")], unique_key="key")
+    with pytest.raises(
+        TypeError, match=r"enqueue\(\) got an unexpected keyword argument 'retries'"
+    ):
+        await queue.enqueue(Echo(text="x"), retries=3)
 
     assert await count(db) == 0
 

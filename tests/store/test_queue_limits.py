@@ -15,8 +15,8 @@ import asyncpg
 import pytest
 
 from pgqueue import InvalidQueueName, JobStatus, Queue, QueueLimit
+from pgqueue.rows import ClaimedJob
 from pgqueue.sql import queries
-from pgqueue.store import ClaimedJob
 from tests.factories import eventually
 from tests.jobs import Echo, Note
 

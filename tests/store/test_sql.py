@@ -17,8 +17,8 @@ import pytest
 
 import pgqueue.store
 from pgqueue import JobStatus, Queue
+from pgqueue.rows import ClaimedJob
 from pgqueue.sql import queries
-from pgqueue.store import ClaimedJob
 from tests.factories import connections, eventually, lock_waiters
 from tests.jobs import Echo, Note
 

@@ -13,7 +13,7 @@ import pytest
 
 from pgqueue import Queue
 from pgqueue.registry import registry
-from pgqueue.store import ClaimedJob
+from pgqueue.rows import ClaimedJob
 from pgqueue.worker.completer import Completer
 from tests.jobs import Echo
 

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from pgqueue import InvalidQueueName, Queue, QueueLimit, Worker
-from pgqueue.store import ClaimedJob
+from pgqueue.rows import ClaimedJob
 from tests.factories import count, eventually, lines, running
 from tests.jobs import Note, QueueLimitHold, QueueLimitNap, QueueOrderProbe
 
