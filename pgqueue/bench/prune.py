@@ -31,11 +31,12 @@ from pgqueue.bench.harness import (
     wait_until,
 )
 from pgqueue.bench.rows import count_finished_by, insert_finished_jobs
+from pgqueue.pruning import WORKER_PRUNE_BATCH
 from pgqueue.queue import Queue
 from pgqueue.retention import Retention
 
 _BASELINE = 5.0  # seconds of stream timed before the prune starts
-_PRUNE_BATCH = 1000  # the batch a worker prunes with (pgqueue/worker/worker.py)
+_PRUNE_BATCH = WORKER_PRUNE_BATCH  # the batch a worker prunes with
 _CONCURRENCY = 10  # as the idle-latency workload's worker
 # A day past the default retention of completed jobs, so the prune takes every one.
 _LONG_AGO = Retention().completed + timedelta(days=1)

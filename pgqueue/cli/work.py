@@ -23,8 +23,8 @@ from pgqueue.queue import Queue
 from pgqueue.registry import load_app
 from pgqueue.settings import resolve_dsn
 from pgqueue.worker import Worker
+from pgqueue.worker.config import check_heartbeat
 from pgqueue.worker.supervisor import Supervisor, SupervisorLink
-from pgqueue.worker.worker import check_heartbeat
 
 log = logging.getLogger("pgqueue")
 

@@ -3,11 +3,11 @@ queue, clear, and prune."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 from pgqueue.errors import InvalidJob
 from pgqueue.options import check_queue_name
+from pgqueue.pruning import prune_finished_jobs
 from pgqueue.records import JobStatus, names_a_job
 from pgqueue.retention import Retention
 from pgqueue.store import JobStore
@@ -76,16 +76,6 @@ class OperatorActions:
 
         One pruner at a time: while another worker prunes, this deletes nothing.
         """
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        deleted: dict[JobStatus, int] = {}
-        for status, period in (retention or Retention()).periods():
-            deleted[status] = 0
-            for _ in itertools.count() if max_batches is None else range(max_batches):
-                count = await self.store.prune_jobs(
-                    status=status, older_than=period, batch_size=batch_size
-                )
-                deleted[status] += count
-                if count < batch_size:
-                    break
-        return deleted
+        return await prune_finished_jobs(
+            self.store, retention or Retention(), batch_size=batch_size, max_batches=max_batches
+        )

@@ -21,17 +21,14 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
-from asyncpg.pool import PoolConnectionProxy
-from asyncpg.transaction import Transaction
 from pydantic import ValidationError
 from pydantic_core import to_json
 
-from pgqueue.errors import ClaimLost
 from pgqueue.job import Job, JobContext, result_json
 from pgqueue.logs import job_logging
 from pgqueue.options import JobOptions, max_attempts
@@ -42,6 +39,7 @@ from pgqueue.rows import ClaimedJob
 from pgqueue.store import JobStore
 from pgqueue.tracing import JobSpan, job_span
 from pgqueue.worker.completer import Completer
+from pgqueue.worker.job_transaction import CompletingTransaction
 
 log = logging.getLogger("pgqueue.worker")
 
@@ -126,7 +124,7 @@ class JobExecutor:
             return await self._fail(
                 claimed, cls.job_options, None, error, permanent=True, span=span
             )
-        transaction = _CompletingTransaction(self._store, claimed, self._worker_id)
+        transaction = CompletingTransaction(self._store, claimed, self._worker_id)
         job._context = JobContext(
             job_id=claimed.id,
             queue=claimed.queue,
@@ -236,57 +234,6 @@ class JobExecutor:
                     await outcome
             except Exception:
                 log.exception("on_error hook %r raised; the worker carries on", hook)
-
-
-class _CompletingTransaction:
-    """``context.transaction()``: the handler's writes commit together with the job's completion
-    (result included) when handle() returns, and roll back if it raises or the claim was lost."""
-
-    def __init__(self, store: JobStore, claimed: ClaimedJob, worker_id: UUID) -> None:
-        self._store = store
-        self._claimed = claimed
-        self._worker_id = worker_id
-        self._lent = contextlib.AsyncExitStack()
-        self._connection: PoolConnectionProxy | None = None
-        self._transaction: Transaction | None = None
-        self.committed = False
-
-    @contextlib.asynccontextmanager
-    async def open(self) -> AsyncIterator[PoolConnectionProxy]:
-        if self._connection is not None:
-            raise RuntimeError("context.transaction() can be opened once per attempt")
-        self._connection = await self._lent.enter_async_context(self._store.lend_connection())
-        self._transaction = self._connection.transaction()
-        await self._transaction.start()
-        yield self._connection  # an exception here reaches run(), which rolls back
-
-    async def commit_with(self, result: str | None) -> None:
-        if self._connection is None or self._transaction is None:
-            return
-        written = await self._store.complete_jobs(
-            ids=[self._claimed.id],
-            attempts=[self._claimed.attempt],
-            results=[result],
-            worker_id=self._worker_id,
-            connection=self._connection,
-        )
-        if not written:
-            raise ClaimLost(self._claimed.id)  # rolls the handler's writes back with it
-        await self._transaction.commit()
-        self.committed = True
-
-    async def close(self) -> None:
-        """Roll back unless committed, then give the connection back (reset: the handler may
-        have left session state on it)."""
-        if self._connection is None:
-            return
-        self._connection = None
-        try:
-            if not self.committed and self._transaction is not None:
-                with contextlib.suppress(Exception):  # the connection may be gone already
-                    await self._transaction.rollback()
-        finally:
-            await self._lent.aclose()
 
 
 async def _call_handle(job: Job, deadline: asyncio.Timeout | None) -> Any:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID
 
-from pgqueue.rows import ClaimedJob
 from pgqueue.store import JobStore
 from pgqueue.worker.dedicated import DedicatedConnection
+from pgqueue.worker.executor import JobExecutor
+from pgqueue.worker.slots import Slots
 
 log = logging.getLogger("pgqueue.worker")
 
@@ -40,9 +40,8 @@ class Fetcher:
         job_types: Sequence[str],
         poll_interval: timedelta,
         prefetch: int,
-        free_slots: Callable[[], int],
-        on_claimed: Callable[[list[ClaimedJob]], None],
-        start_job: Callable[[ClaimedJob], None],
+        slots: Slots,
+        executor: JobExecutor,
     ) -> None:
         self._store = store
         self._connection = DedicatedConnection(store)
@@ -51,11 +50,11 @@ class Fetcher:
         self._job_types = list(job_types)
         self._poll_interval = poll_interval.total_seconds()
         self._prefetch = prefetch
-        self._free_slots = free_slots
-        self._on_claimed = on_claimed
-        self._start_job = start_job
-        self._ready: deque[ClaimedJob] = deque()  # claimed, waiting for a slot
+        self._slots = slots
+        self._ready = slots.ready  # claimed, waiting for a slot
+        self._executor = executor
         self._nudge = asyncio.Event()
+        slots.on_freed = self.slot_freed  # a job ended: start a ready one, claim more
         self.stopping = False
 
     def nudge(self) -> None:
@@ -66,14 +65,6 @@ class Fetcher:
         """A job finished: start a ready one in its place now, and claim more."""
         self._dispatch()
         self._nudge.set()
-
-    def drop(self, job_id: int) -> bool:
-        """Forget a claimed job that has not started (it was cancelled); whether it was here."""
-        for job in self._ready:
-            if job.id == job_id:
-                self._ready.remove(job)
-                return True
-        return False
 
     def stop(self) -> None:
         """Claim and start nothing more; jobs still waiting are released with the others."""
@@ -91,7 +82,7 @@ class Fetcher:
         error_pause = _MIN_SLEEP
         while not self.stopping:
             self._nudge.clear()  # before claiming: a NOTIFY that arrives meanwhile is kept
-            wanted = self._free_slots() + self._prefetch - len(self._ready)
+            wanted = self._slots.free() + self._prefetch - len(self._ready)
             sleep: float | None = None  # slots busy and enough ready: wait for a slot
             if wanted > 0:
                 try:
@@ -118,7 +109,7 @@ class Fetcher:
                 max_jobs=max_jobs,
                 connection=connection,
             )
-        self._on_claimed(claimed)
+        self._slots.claimed(claimed)
         if self.stopping:  # stopped while claiming: they are released with the others
             return len(claimed)
         self._ready.extend(claimed)
@@ -126,8 +117,9 @@ class Fetcher:
         return len(claimed)
 
     def _dispatch(self) -> None:
-        for _ in range(min(len(self._ready), self._free_slots())):
-            self._start_job(self._ready.popleft())
+        for _ in range(min(len(self._ready), self._slots.free())):
+            job = self._ready.popleft()
+            self._slots.start(job, self._executor.run(job))
 
     async def _seconds_until_due(self) -> float:
         async with self._connection.use() as connection:

@@ -33,6 +33,13 @@ _WATCH_INTERVAL = 0.25  # seconds between looks at the worker's loop
 
 
 class Heartbeat:
+    """Runs on every worker, each beating its own row.
+
+    Not a ``Service``: a service is a task on the worker's event loop, and the point of the
+    heartbeat is to keep beating while that loop is busy or blocked, so it runs a thread with a
+    loop and connection of its own, and its first beat must succeed before ``start()`` returns.
+    """
+
     def __init__(
         self,
         store: JobStore,

@@ -3,7 +3,7 @@
 A notification only triggers work; its payload is never trusted for more. The connection is
 checked every ``check_interval``, and at once when the server closes it. When it is lost the
 listener reconnects with backoff, listens again, and wakes the fetcher, since jobs may have been
-enqueued while nobody listened.
+enqueued while nobody listened. Every worker that listens runs one (``listen=False``: none).
 """
 
 from __future__ import annotations
@@ -18,13 +18,19 @@ import asyncpg
 
 from pgqueue.sql import CANCEL_CHANNEL, JOBS_CHANNEL
 from pgqueue.store import JobStore
+from pgqueue.worker.service import ErrorPause, Service
 
 log = logging.getLogger("pgqueue.worker")
 
 _MAX_RECONNECT_PAUSE = 5.0  # seconds
 
 
-class Listener:
+class Listener(Service[None]):
+    """Runs on every worker that listens: its rounds check the connection, and a failed check
+    reconnects (with backoff) before the next."""
+
+    task_name = "pgqueue-listener"
+
     def __init__(
         self,
         store: JobStore,
@@ -40,17 +46,13 @@ class Listener:
         self._on_cancel = on_cancel
         self._connection: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self._listen()
-        self._task = asyncio.create_task(self._watch(), name="pgqueue-listener")
+        await super().start()
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def stop(self) -> None:
+        await super().stop()
         self._drop_connection()
 
     async def _listen(self) -> None:
@@ -61,29 +63,39 @@ class Listener:
         await connection.add_listener(JOBS_CHANNEL, self._notified)
         await connection.add_listener(CANCEL_CHANNEL, self._cancel_requested)
 
-    async def _watch(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), self._check_interval)
-            try:
-                if self._lost.is_set() or self._connection is None:
-                    raise ConnectionError("the server closed the connection")
-                await self._store.ping(connection=self._connection)
-            except Exception as error:
-                log.warning("the LISTEN connection was lost (%s); reconnecting", error)
-                await self._reconnect()
+    async def run_once(self) -> None:
+        """Check the connection: raises if it is lost."""
+        if self._lost.is_set() or self._connection is None:
+            raise ConnectionError("the server closed the connection")
+        await self._store.ping(connection=self._connection)
+
+    def _first_pause(self) -> float:
+        return self._check_interval
+
+    def _pause_after(self, outcome: None) -> float:
+        return self._check_interval
+
+    async def _wait(self, seconds: float) -> None:
+        """Until the next check, or at once when the server closes the connection."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._lost.wait(), seconds)
+
+    async def _failed(self, error: Exception) -> float:
+        log.warning("the LISTEN connection was lost (%s); reconnecting", error)
+        await self._reconnect()
+        return self._check_interval
 
     async def _reconnect(self) -> None:
         self._drop_connection()
-        pause = 0.1
+        pause = ErrorPause(first=0.1, longest=_MAX_RECONNECT_PAUSE)
         while True:
             try:
                 await self._listen()
             except Exception as error:
                 self._drop_connection()
-                log.warning("cannot listen yet (%s); retrying in %.1fs", error, pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, _MAX_RECONNECT_PAUSE)
+                log.warning("cannot listen yet (%s); retrying in %.1fs", error, pause.seconds)
+                await asyncio.sleep(pause.seconds)
+                pause.lengthen()
             else:
                 log.info("listening again; looking for jobs enqueued meanwhile")
                 self._on_wakeup()

@@ -1,6 +1,6 @@
 """Enqueues the ticks of the schedules this worker keeps, as each comes due.
 
-Every worker runs one, and no leader is needed: each tick is one job however many workers
+Every worker runs one, and no leader is elected: each tick is one job however many workers
 enqueue it (the schedule's row lock makes the others skip; a unique index on schedule name and
 tick turns any duplicate into nothing). Time is the database's: a worker reads ``now()`` with
 the schedules and sleeps until the next tick, or ``poll_interval`` at most so that schedules
@@ -9,8 +9,6 @@ added, changed or resumed elsewhere are seen.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -19,6 +17,7 @@ from pgqueue import cron
 from pgqueue.errors import ConfigurationError
 from pgqueue.rows import DueSchedule, Schedule
 from pgqueue.store import JobStore
+from pgqueue.worker.service import ErrorPause, Service
 
 log = logging.getLogger("pgqueue.worker")
 
@@ -26,14 +25,18 @@ _MIN_SLEEP = 0.01  # a tick that is not quite due yet on the database clock: loo
 _MAX_ERROR_PAUSE = 5.0
 
 
-class Scheduler:
+class Scheduler(Service[float]):
+    """Runs on every worker: each enqueues the due ticks, and the database keeps them single."""
+
+    task_name = "pgqueue-scheduler"
+
     def __init__(
         self, store: JobStore, *, declared: Sequence[Schedule], poll_interval: timedelta
     ) -> None:
         self._store = store
         self._declared = list(declared)
         self._poll_interval = poll_interval.total_seconds()
-        self._task: asyncio.Task[None] | None = None
+        self._error_pause = ErrorPause(first=_MIN_SLEEP, least=0.1, longest=_MAX_ERROR_PAUSE)
 
     async def start(self) -> None:
         """Write the schedules declared in code to the database, then start enqueueing."""
@@ -43,13 +46,7 @@ class Scheduler:
                     f"schedule {schedule.name!r} is declared with @schedule, but one of that name "
                     "was added with add_schedule: delete it (pgqueue schedules delete) or rename"
                 )
-        self._task = asyncio.create_task(self._run(), name="pgqueue-scheduler")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().start()
 
     async def run_once(self) -> float:
         """Enqueue every due tick; returns the seconds until the next tick (at most the poll
@@ -89,16 +86,11 @@ class Scheduler:
             schedule.cron, schedule.timezone, max(now, done_until or schedule.ticks_after)
         )
 
-    async def _run(self) -> None:
-        error_pause = _MIN_SLEEP
-        while True:
-            try:
-                sleep = await self.run_once()
-                error_pause = _MIN_SLEEP
-            except Exception as error:
-                error_pause = min(max(error_pause * 2, 0.1), _MAX_ERROR_PAUSE)
-                log.warning(
-                    "enqueueing schedule ticks failed (%s); retrying in %.1fs", error, error_pause
-                )
-                sleep = error_pause
-            await asyncio.sleep(sleep)
+    def _pause_after(self, outcome: float) -> float:
+        self._error_pause.reset()
+        return outcome
+
+    async def _failed(self, error: Exception) -> float:
+        pause = self._error_pause.lengthen()
+        log.warning("enqueueing schedule ticks failed (%s); retrying in %.1fs", error, pause)
+        return pause

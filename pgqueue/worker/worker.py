@@ -2,7 +2,8 @@
 
 ``run()`` checks the schema, listens for enqueues and cancel requests, heartbeats, fetches and
 executes jobs, rescues the jobs of dead workers, and on stop lets running jobs finish within the
-grace period before releasing the rest back to pending.
+grace period before releasing the rest back to pending. Its settings are checked in
+``config.py``, and its parts built, started and stopped in ``parts.py``.
 """
 
 from __future__ import annotations
@@ -12,36 +13,23 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
 from uuid import uuid4
 
-from pgqueue.durations import as_timedelta
 from pgqueue.errors import ConfigurationError
 from pgqueue.limits import QueueLimit
-from pgqueue.options import check_max_retries, check_queue_name, max_attempts
 from pgqueue.queue import Queue
 from pgqueue.registry import Registry, registry
 from pgqueue.retention import Retention
 from pgqueue.retry import Backoff
-from pgqueue.rows import ClaimedJob
-from pgqueue.worker.completer import Completer
-from pgqueue.worker.executor import ErrorHook, JobExecutor, RetryPolicy
-from pgqueue.worker.fetcher import Fetcher
-from pgqueue.worker.heartbeat import Heartbeat
-from pgqueue.worker.listener import Listener
-from pgqueue.worker.loop_watch import LoopWatch
-from pgqueue.worker.maintenance import Maintenance
-from pgqueue.worker.scheduler import Scheduler
-
-if TYPE_CHECKING:
-    from pgqueue.worker.metrics import WorkerMetrics
+from pgqueue.worker.config import WorkerSettings
+from pgqueue.worker.executor import ErrorHook
+from pgqueue.worker.parts import WorkerParts, build_parts
 
 log = logging.getLogger("pgqueue.worker")
 
 DEFAULT_MAX_RETRIES = 3
-_PRUNE_BATCH = 1000
 
 
 class Worker:
@@ -75,42 +63,29 @@ class Worker:
         metrics_port: int | None = None,
         metrics_host: str = "0.0.0.0",
     ) -> None:
-        _check_count("concurrency", concurrency, 1)
-        check_max_retries(max_retries)
         self.id = uuid4()
-        self._queue = queue
-        self._queues = None if queues is None else [check_queue_name(q) for q in queues]
-        self._concurrency = concurrency
-        if prefetch is not None:
-            _check_count("prefetch", prefetch, 0)
-        self._prefetch = _default_prefetch(concurrency) if prefetch is None else prefetch
-        self._poll_interval = _positive(poll_interval, "poll_interval")
-        self._defaults = RetryPolicy(
+        self._store = queue.store  # the worker's parts use the store, not the Queue
+        self._settings = WorkerSettings.checked(
+            queues=queues,
+            concurrency=concurrency,
+            prefetch=prefetch,
+            poll_interval=poll_interval,
+            timeout=timeout,
             max_retries=max_retries,
-            backoff=backoff or Backoff(),
-            timeout=as_timedelta(timeout, "timeout"),
+            backoff=backoff,
+            shutdown_grace=shutdown_grace,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            blocked_loop_timeout=blocked_loop_timeout,
+            retention=retention,
+            listen=listen,
+            queue_limits=queue_limits,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
         )
-        self._grace = _positive(shutdown_grace, "shutdown_grace", allow_zero=True)
-        self._heartbeat_interval = _positive(heartbeat_interval, "heartbeat_interval")
-        self._heartbeat_timeout = _positive(heartbeat_timeout, "heartbeat_timeout")
-        check_heartbeat(self._heartbeat_interval, self._heartbeat_timeout)
-        self._blocked_loop_timeout = _positive(blocked_loop_timeout, "blocked_loop_timeout")
-        self._retention = retention  # None: this worker does not prune
-        self._listen = listen  # False: poll only (PgBouncer in transaction mode)
-        self._queue_limits = {
-            check_queue_name(name): limit if isinstance(limit, QueueLimit) else QueueLimit(limit)
-            for name, limit in (queue_limits or {}).items()
-        }
         self._registry = job_registry or registry
-        if metrics_port is not None and not 0 <= metrics_port <= 65535:
-            raise ValueError(f"metrics_port must be from 0 to 65535, got {metrics_port}")
-        self._metrics_port = metrics_port  # None: no metrics
-        self._metrics_host = metrics_host
-        self._metrics: WorkerMetrics | None = None
         self._error_hooks: list[ErrorHook] = []
-        self._active: dict[int, asyncio.Task[None]] = {}
-        self._held: set[int] = set()  # claimed, outcome not yet written
-        self._fetcher: Fetcher | None = None
+        self._parts: WorkerParts | None = None  # while running
         self._hurry = asyncio.Event()
         self._finished = asyncio.Event()
         self._finished.set()
@@ -129,84 +104,30 @@ class Worker:
         if not self._finished.is_set():
             raise RuntimeError("this worker is already running")
         queues, job_types = self._work_plan()
-        store = self._queue.store
-        await store.check_schema()
-        for name, limit in self._queue_limits.items():  # a limit not given stays as it was
-            await store.set_queue_limits(queue=name, limit=limit, keep_unset=True)
+        await self._store.check_schema()
+        for name, limit in self._settings.queue_limits.items():  # one not given stays as it was
+            await self._store.set_queue_limits(queue=name, limit=limit, keep_unset=True)
         self._finished.clear()
         self._hurry.clear()
-        completer = Completer(
-            store,
-            self.id,
-            default_max_attempts=max_attempts(self._defaults.max_retries),
-            on_written=self._written,
-        )
-        metrics_server = None
-        if self._metrics_port is not None:
-            from pgqueue.worker.metrics import MetricsServer, WorkerMetrics  # prometheus_client
-
-            self._metrics = WorkerMetrics(store, queues, running_jobs=lambda: len(self._active))
-            metrics_server = MetricsServer(self._metrics, self._metrics_host, self._metrics_port)
-        fetcher = self._fetcher = self._build_fetcher(queues, job_types, completer)
-        if self._stop_requested:  # stop() came while this run was starting: claim nothing
-            fetcher.stop()
-        listener = (
-            Listener(store, queues, self._heartbeat_interval, fetcher.nudge, self._cancel)
-            if self._listen
-            else None
-        )
-        heartbeat = Heartbeat(
-            store,
-            self.id,
-            queues,
-            self._concurrency,
-            interval=self._heartbeat_interval,
-            lease=self._heartbeat_timeout,
-            watch=LoopWatch(asyncio.get_running_loop(), hung_after=self._blocked_loop_timeout),
-        )
-        scheduler = Scheduler(
-            store, declared=self._registry.schedules(), poll_interval=self._poll_interval
-        )
-        maintenance = Maintenance(
-            store,
+        parts = self._parts = build_parts(
+            self._store,
+            self._settings,
             worker_id=self.id,
-            heartbeat_timeout=self._heartbeat_timeout,
-            interval=self._heartbeat_interval,
-            default_max_attempts=max_attempts(self._defaults.max_retries),
-            held_ids=lambda: self._held,
-            on_released=fetcher.nudge,
-            on_rescued=self._rescued,
-            on_cancelled=self._cancel,
-            prune=None if self._retention is None else self._prune,
+            queues=queues,
+            job_types=job_types,
+            registry=self._registry,
+            error_hooks=self._error_hooks,
         )
+        if self._stop_requested:  # stop() came while this run was starting: claim nothing
+            parts.fetcher.stop()
         with self._signal_handlers():  # through shutdown too, so a second signal can hurry it
             try:
-                if metrics_server is not None:
-                    await metrics_server.start()
-                if listener is not None:
-                    await listener.start()
-                completer.start()
-                await heartbeat.start()  # registered last: a worker row means it is listening
-                self._started.set()
-                maintenance.start()
-                await scheduler.start()
-                await fetcher.run()
-            except asyncio.CancelledError:
-                fetcher.stop()  # no buffered job may start while the running ones are cancelled
-                self._hurry.set()  # cancelled from outside: no grace period
-                raise
+                await self._work(parts)
             finally:
                 try:
-                    await scheduler.stop()
-                    await maintenance.stop()
-                    await self._shutdown(completer)
-                    if listener is not None:
-                        await listener.close()
-                    await heartbeat.stop()
-                    if metrics_server is not None:
-                        await metrics_server.stop()
+                    await self._shut_down(parts)
                 finally:  # stop() waits on this, whatever went wrong above
-                    self._fetcher = None
+                    self._parts = None
                     self._stop_requested = False
                     self._started.clear()
                     self._finished.set()
@@ -220,7 +141,7 @@ class Worker:
         job_types = self._registry.names()
         if not job_types:
             raise ConfigurationError("no job classes are registered: import them (--app)")
-        queues = self._queues or sorted(
+        queues = self._settings.queues or sorted(
             {c.job_options.queue for c in self._registry.classes()}
             | {s.queue for s in self._registry.schedules()}
         )
@@ -228,38 +149,23 @@ class Worker:
             "worker %s: queues %s, concurrency %s, %s, job types %s",
             self.id,
             ",".join(queues),
-            self._concurrency,
-            "woken by LISTEN" if self._listen else "polling only",
+            self._settings.concurrency,
+            "woken by LISTEN" if self._settings.listen else "polling only",
             ", ".join(job_types),
         )
         return queues, job_types
 
-    def _build_fetcher(
-        self,
-        queues: list[str],
-        job_types: list[str],
-        completer: Completer,
-    ) -> Fetcher:
-        executor = JobExecutor(
-            registry=self._registry,
-            store=self._queue.store,
-            completer=completer,
-            worker_id=self.id,
-            defaults=self._defaults,
-            error_hooks=self._error_hooks,
-            observer=self._metrics,
-        )
-        return Fetcher(
-            self._queue.store,
-            worker_id=self.id,
-            queues=queues,
-            job_types=job_types,
-            poll_interval=self._poll_interval,
-            prefetch=self._prefetch,
-            free_slots=lambda: self._concurrency - len(self._active),
-            on_claimed=lambda jobs: self._held.update(job.id for job in jobs),
-            start_job=lambda job: self._start(executor, job),
-        )
+    async def _work(self, parts: WorkerParts) -> None:
+        """Register, start the services, and fetch until stopped."""
+        try:
+            await parts.register()
+            self._started.set()
+            await parts.start_services()
+            await parts.fetcher.run()
+        except asyncio.CancelledError:
+            parts.fetcher.stop()  # no buffered job may start while the running ones are cancelled
+            self._hurry.set()  # cancelled from outside: no grace period
+            raise
 
     async def stop(self) -> None:
         """Claim nothing more, let running jobs finish within the grace period, release the rest.
@@ -268,73 +174,37 @@ class Worker:
         makes that run stop as soon as it has started: it registers, claims nothing, and
         returns."""
         self._stop_requested = True
-        if self._fetcher is not None:
+        if self._parts is not None:
             log.info(
                 "worker %s stopping: waiting up to %ss for %s running jobs",
                 self.id,
-                self._grace.total_seconds(),
-                len(self._active),
+                self._settings.shutdown_grace.total_seconds(),
+                len(self._parts.slots.active),
             )
-            self._fetcher.stop()
+            self._parts.fetcher.stop()
         await self._finished.wait()
 
-    def _start(self, executor: JobExecutor, job: ClaimedJob) -> None:
-        # Named for the operator: the loop watch reports the task that blocks the loop by its name.
-        task = asyncio.create_task(executor.run(job), name=f"job {job.id} ({job.job_type})")
-        self._active[job.id] = task
-        task.add_done_callback(lambda t: self._finish(job.id, t))
+    async def _shut_down(self, parts: WorkerParts) -> None:
+        await parts.stop_services()
+        await self._release_jobs(parts)
+        await parts.close()
 
-    def _finish(self, job_id: int, task: asyncio.Task[None]) -> None:
-        del self._active[job_id]
-        if task.cancelled():
-            self._held.discard(job_id)  # cancelled (its row says so) or released at shutdown
-        elif task.exception() is not None:
-            log.error(
-                "job %s: its outcome could not be recorded; it stays running until released",
-                job_id,
-                exc_info=task.exception(),
-                extra={"job_id": job_id},
-            )
-        if self._fetcher is not None:
-            self._fetcher.slot_freed()
-
-    async def _prune(self) -> None:
-        # A few batches per round, so a large backlog never keeps maintenance busy for long.
-        deleted = await self._queue.prune(self._retention, batch_size=_PRUNE_BATCH, max_batches=10)
-        if any(deleted.values()):
-            log.info("pruned finished jobs: %s", {str(s): n for s, n in deleted.items() if n})
-
-    def _rescued(self, count: int) -> None:
-        if self._metrics is not None:
-            self._metrics.jobs_rescued(count)
-
-    def _written(self, job_ids: Iterable[int]) -> None:
-        self._held.difference_update(job_ids)
-
-    def _cancel(self, job_id: int) -> None:
-        if self._fetcher is not None and self._fetcher.drop(job_id):
-            self._held.discard(job_id)  # claimed but not started: its row says cancelled
-            return
-        task = self._active.get(job_id)
-        if task is not None:
-            log.info(
-                "job %s was cancelled while running: stopping it", job_id, extra={"job_id": job_id}
-            )
-            task.cancel()
-
-    async def _shutdown(self, completer: Completer) -> None:
-        await self._wait_for_running_jobs()
-        unfinished = list(self._active.values())
+    async def _release_jobs(self, parts: WorkerParts) -> None:
+        """Wait for the running jobs within the grace period, cancel the rest, write the last
+        outcomes and release every job still held back to pending."""
+        active = parts.slots.active
+        await self._wait_for_running_jobs(active)
+        unfinished = list(active.values())
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
         try:
-            await completer.stop()
-            released = await self._queue.store.release_worker_jobs(worker_id=self.id)
+            await parts.completer.stop()
+            released = await self._store.release_worker_jobs(worker_id=self.id)
         except Exception:
             log.exception("worker %s: could not record the last outcomes on shutdown", self.id)
             return
-        self._held.clear()
+        parts.slots.held.clear()
         if released:
             log.info(
                 "worker %s released %s unfinished jobs back to pending: %s",
@@ -343,14 +213,14 @@ class Worker:
                 released,
             )
 
-    async def _wait_for_running_jobs(self) -> None:
+    async def _wait_for_running_jobs(self, active: Mapping[int, asyncio.Task[None]]) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._grace.total_seconds()
+        deadline = loop.time() + self._settings.shutdown_grace.total_seconds()
         hurry = asyncio.create_task(self._hurry.wait())
         try:
-            while self._active and not self._hurry.is_set() and loop.time() < deadline:
+            while active and not self._hurry.is_set() and loop.time() < deadline:
                 await asyncio.wait(
-                    [*self._active.values(), hurry],
+                    [*active.values(), hurry],
                     timeout=deadline - loop.time(),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
@@ -373,42 +243,14 @@ class Worker:
 
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
-        if self._fetcher is not None and not self._fetcher.stopping:
+        fetcher = None if self._parts is None else self._parts.fetcher
+        if fetcher is not None and not fetcher.stopping:
             log.info(
                 "%s: stopping gracefully (up to %ss); send it again to stop now",
                 name,
-                self._grace.total_seconds(),
+                self._settings.shutdown_grace.total_seconds(),
             )
-            self._fetcher.stop()
+            fetcher.stop()
         else:
             log.info("%s again: stopping now, releasing running jobs", name)
             self._hurry.set()
-
-
-def _default_prefetch(concurrency: int) -> int:
-    """A quarter of the slots, at most 50: enough that a freed slot rarely waits on a claim,
-    few enough that jobs do not sit claimed here while another worker could run them (or a
-    more urgent job, enqueued later, waits behind them). None below 4 slots."""
-    return min(50, concurrency // 4)
-
-
-def check_heartbeat(interval: timedelta, timeout: timedelta) -> None:
-    """A lease must outlast the pause between two beats."""
-    if timeout <= interval:
-        raise ValueError(
-            f"heartbeat_timeout ({timeout.total_seconds():g}s) must be longer than "
-            f"heartbeat_interval ({interval.total_seconds():g}s)"
-        )
-
-
-def _check_count(what: str, value: object, least: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"{what} must be a whole number of at least {least}, got {value!r}")
-
-
-def _positive(value: timedelta | float, what: str, *, allow_zero: bool = False) -> timedelta:
-    delta = as_timedelta(value, what)
-    assert delta is not None
-    if delta == timedelta(0) and not allow_zero:
-        raise ValueError(f"{what} must be positive")
-    return delta
