@@ -16,6 +16,7 @@ statement and its method side by side.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -62,6 +63,7 @@ T = TypeVar("T")
 P = ParamSpec("P")
 M = TypeVar("M", bound=BaseModel)
 
+_DATABASE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")  # bench databases: checked, then quoted
 _FOREIGN_KEY_VIOLATION = "23503"  # what pgqueue.enqueue_job raises for a missing parent
 
 AnyConnection = asyncpg.Connection | PoolConnectionProxy
@@ -710,6 +712,12 @@ class JobStore:
     enqueue_schedule_ticks = _on_pool(JobStatements.enqueue_schedule_ticks)
 
 
+def _on_database(template: str, name: str) -> Statement[None]:
+    if not _DATABASE_NAME.fullmatch(name):
+        raise ValueError(f"not a database name pgqueue makes: {name!r}")
+    return Statement(Query("database", template.format(f'"{name}"'), ()), (), _nothing)
+
+
 class BenchStore:
     """``pgqueue bench``'s own statements (``sql/bench.sql``), on a connection of its own:
     rows put straight into the table, cheap counts, and what a run reports about the server."""
@@ -719,6 +727,14 @@ class BenchStore:
 
     async def _value(self, query: Query, *args: object) -> Any:
         return await self._executor.run(Statement(query, args, _value))
+
+    async def create_database(self, name: str) -> None:
+        """CREATE DATABASE ``name``: a name pgqueue made (an identifier no named query can take
+        as a parameter, so it is checked, then quoted)."""
+        await self._executor.run(_on_database("CREATE DATABASE {}", name))
+
+    async def drop_database(self, name: str) -> None:
+        await self._executor.run(_on_database("DROP DATABASE {} WITH (FORCE)", name))
 
     async def insert_finished_jobs(
         self,

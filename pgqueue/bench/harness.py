@@ -21,6 +21,7 @@ import asyncpg
 
 from pgqueue.bench.jobs import BENCH_QUEUE, LOG_VARIABLE, Noop
 from pgqueue.queue import Queue
+from pgqueue.store import BenchStore
 
 DEADLINE = 600.0  # seconds any one workload may take before the run is called failed
 SETTLE = 1.5  # seconds an idle worker gets before latency samples are taken
@@ -43,16 +44,17 @@ async def fresh_database(dsn: str) -> AsyncIterator[str]:
     """A new database on the server of ``dsn``, migrated; dropped on exit."""
     from pgqueue import migrate  # not at the top: `pgqueue work` imports every command's module
 
-    name = f"pgqueue_bench_{uuid4().hex[:12]}"  # made here, so safe to put in the statement
+    name = f"pgqueue_bench_{uuid4().hex[:12]}"
     admin = await asyncpg.connect(dsn)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        store = BenchStore(admin)
+        await store.create_database(name)
         try:
             fresh = _with_database(dsn, name)
             await migrate.upgrade(fresh)
             yield fresh
         finally:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            await store.drop_database(name)
     finally:
         await admin.close()
 

@@ -7,7 +7,9 @@ import json
 from typing import Any
 
 import asyncpg
+import pytest
 
+from pgqueue.store import BenchStore
 from tests.e2e.conftest import pgqueue_command
 
 
@@ -118,3 +120,15 @@ async def test_bench_measures_a_worker_beside_scheduled_and_paused_backlogs(
     assert scheduled["throughput_ratio"] > 0
     assert scheduled["wake_p99_ratio"] > 0
     assert by_workload["backlog_paused_2000"]["details"]["rows"] == 2000
+
+
+@pytest.mark.parametrize("name", ['x"; DROP DATABASE postgres; --', "Bench", "", "a" * 64])
+async def test_the_bench_store_refuses_a_database_name_it_did_not_make(
+    db: asyncpg.Connection, name: str
+) -> None:
+    before = await db.fetchval("SELECT count(*) FROM pg_database")
+    with pytest.raises(ValueError, match="not a database name pgqueue makes"):
+        await BenchStore(db).create_database(name)
+    with pytest.raises(ValueError, match="not a database name pgqueue makes"):
+        await BenchStore(db).drop_database(name)
+    assert await db.fetchval("SELECT count(*) FROM pg_database") == before
