@@ -51,7 +51,6 @@ class Fetcher:
         self._poll_interval = poll_interval.total_seconds()
         self._prefetch = prefetch
         self._slots = slots
-        self._ready = slots.ready  # claimed, waiting for a slot
         self._executor = executor
         self._nudge = asyncio.Event()
         slots.on_freed = self.slot_freed  # a job ended: start a ready one, claim more
@@ -69,7 +68,7 @@ class Fetcher:
     def stop(self) -> None:
         """Claim and start nothing more; jobs still waiting are released with the others."""
         self.stopping = True
-        self._ready.clear()
+        self._slots.ready.clear()
         self._nudge.set()
 
     async def run(self) -> None:
@@ -82,7 +81,7 @@ class Fetcher:
         error_pause = _MIN_SLEEP
         while not self.stopping:
             self._nudge.clear()  # before claiming: a NOTIFY that arrives meanwhile is kept
-            wanted = self._slots.free() + self._prefetch - len(self._ready)
+            wanted = self._slots.free() + self._prefetch - len(self._slots.ready)
             sleep: float | None = None  # slots busy and enough ready: wait for a slot
             if wanted > 0:
                 try:
@@ -112,13 +111,13 @@ class Fetcher:
         self._slots.claimed(claimed)
         if self.stopping:  # stopped while claiming: they are released with the others
             return len(claimed)
-        self._ready.extend(claimed)
+        self._slots.ready.extend(claimed)
         self._dispatch()
         return len(claimed)
 
     def _dispatch(self) -> None:
-        for _ in range(min(len(self._ready), self._slots.free())):
-            job = self._ready.popleft()
+        for _ in range(min(len(self._slots.ready), self._slots.free())):
+            job = self._slots.ready.popleft()
             self._slots.start(job, self._executor.run(job))
 
     async def _seconds_until_due(self) -> float:

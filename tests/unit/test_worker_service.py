@@ -81,11 +81,12 @@ async def test_slots_forget_a_cancelled_ready_job_and_stop_a_cancelled_running_o
     slots.claimed([running, ready])
     slots.start(running, _forever())
     slots.ready.append(ready)
+    task = slots.active[1]
 
     slots.cancel(2)
     slots.cancel(1)
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    # Slots' own done-callback was added first, so it has run once the wait returns.
+    await asyncio.wait([task], timeout=5)
 
     assert (list(slots.ready), slots.active, slots.held, freed) == ([], {}, set(), [0])
     assert slots.free() == 1
